@@ -1,0 +1,108 @@
+//! The `session:` block: the one HTTP client every task shares.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::duration::Duration;
+
+/// Settings of the shared, authenticated HTTP session.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Base URL that relative request paths are resolved against.
+    pub base_url: Option<String>,
+    /// Whole-request timeout, per attempt.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Timeout for establishing a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Duration,
+    /// Requests in flight across all tasks.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// When and how failed requests are retried.
+    #[serde(default)]
+    pub retries: RetryConfig,
+    /// Proxy for all requests; `HTTPS_PROXY` and `NO_PROXY` are honoured too.
+    pub proxy: Option<String>,
+    /// Extra PEM certificates to trust, e.g. a corporate CA.
+    pub ca_bundle: Option<PathBuf>,
+    /// Headers added to every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
+            max_in_flight: default_max_in_flight(),
+            retries: RetryConfig::default(),
+            proxy: None,
+            ca_bundle: None,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// Retry policy of the session.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first attempt.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Upper bound of the first backoff (full jitter).
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: Duration,
+    /// Upper bound of any backoff, including a server's `Retry-After`.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Duration,
+    /// Response statuses that are retried.
+    #[serde(default = "default_retry_on")]
+    pub retry_on: Vec<u16>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: default_max_retries(),
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+            retry_on: default_retry_on(),
+        }
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_in_flight() -> u32 {
+    64
+}
+
+fn default_max_retries() -> u32 {
+    10
+}
+
+fn default_initial_backoff() -> Duration {
+    Duration::from_millis(250)
+}
+
+fn default_max_backoff() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_retry_on() -> Vec<u16> {
+    vec![408, 429, 500, 502, 503, 504]
+}

@@ -1,0 +1,22 @@
+//! The one error type at the library's edge, which knows the process exit code it maps to.
+
+/// Anything that stops a tapline command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid (exit code 2).
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    /// A command whose piece of tapline is not built yet (exit code 1).
+    #[error("`tapline {0}` is not available yet in this version")]
+    NotAvailable(&'static str),
+}
+
+impl Error {
+    /// The process exit code: 2 for bad configuration, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => 2,
+            Self::NotAvailable(_) => 1,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! tapline: a configuration-driven extractor framework.
+//!
+//! One YAML file chooses how to authenticate and which extractor tasks to run; every task talks
+//! to the target API through one shared HTTP session that keeps a valid bearer token. The binary
+//! (`src/main.rs`) is a thin command line over this library, which library users can also call to
+//! run tasks of their own.
+//!
+//! - [`config`]: loading and checking the YAML configuration.
+//! - [`auth`]: credential providers and the shared token cache.
+//! - [`session`]: the shared authenticated HTTP session.
+//! - [`tasks`]: the built-in task types.
+
+pub mod auth;
+pub mod config;
+mod error;
+pub mod session;
+pub mod tasks;
+
+pub use error::Error;
