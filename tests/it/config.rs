@@ -1,0 +1,1 @@
+//! `tapline validate` and `tapline schema` against real files.

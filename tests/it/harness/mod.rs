@@ -1,0 +1,14 @@
+//! What the integration tests share: the real identity provider, the CLI, unique names.
+
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod idp;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A name no other test in this run uses, for client ids and fault keys.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
