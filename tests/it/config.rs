@@ -1,1 +1,370 @@
-//! `tapline validate` and `tapline schema` against real files.
+//! `tapline validate` and `tapline schema` against real files: every kind of bad input gets a
+//! clear message with its key path and exit code 2, and secrets never appear in the output.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::cli::{run as exec, tapline, validate, Run};
+
+const SECRET: &str = "s3cr3t-Vx7-never-print-me";
+
+/// Writes `text` as a config file in a fresh directory.
+fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tapline.yaml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn validate_text(text: &str) -> Run {
+    let (_dir, path) = config_file(text);
+    validate(&path)
+}
+
+/// Asserts exit code 2 and that stderr holds every expected fragment.
+fn assert_invalid(run: &Run, expected: &[&str]) {
+    assert_eq!(run.code, 2, "exit code; stderr:\n{}", run.stderr);
+    for fragment in expected {
+        assert!(
+            run.stderr.contains(fragment),
+            "missing {fragment:?} in:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_valid_config_prints_a_summary() {
+    let run = validate_text(
+        "auth: {type: none}\ntasks:\n  - {name: a, type: http-poll, schedule: {interval: 30s}}\n",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "config OK: auth type none, 1 task");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let run = validate(Path::new("/nonexistent/tapline.yaml"));
+    assert_invalid(
+        &run,
+        &[
+            "cannot read config file /nonexistent/tapline.yaml",
+            "No such file",
+        ],
+    );
+}
+
+#[test]
+fn an_empty_file_is_reported_as_empty() {
+    assert_invalid(&validate_text(""), &["is empty"]);
+    assert_invalid(&validate_text("# only a comment\n"), &["is empty"]);
+}
+
+#[test]
+fn a_yaml_syntax_error_has_line_and_column() {
+    let run = validate_text("auth:\n  type: none\n  scopes: [a, b\n");
+    assert_invalid(&run, &["is not valid YAML", "line 4 column 1"]);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_the_closest_known_key() {
+    let run = validate_text("auth:\n  type: token\n  token: abc\nsesion:\n  timeout: 5s\n");
+    assert_invalid(
+        &run,
+        &["line 4: sesion: unknown key \"sesion\"; did you mean \"session\"?"],
+    );
+}
+
+#[test]
+fn a_wrong_type_names_what_was_expected() {
+    let run = validate_text("auth: {type: none}\nsession:\n  max-in-flight: [1, 2]\n");
+    assert_invalid(
+        &run,
+        &["line 3: session.max-in-flight: expected a whole number, found a list"],
+    );
+}
+
+#[test]
+fn unknown_auth_and_task_types_list_the_known_ones() {
+    let run = validate_text(
+        "auth: {type: oauth}\ntasks:\n  - name: a\n    type: ftp-poll\n    schedule: startup\n",
+    );
+    assert_invalid(
+        &run,
+        &[
+            "auth.type: unknown type \"oauth\"; known types: client-secret, certificate, kognic, token, none",
+            "line 4: tasks[0].type: unknown task type \"ftp-poll\"; known types: http-poll",
+        ],
+    );
+}
+
+#[test]
+fn an_unset_variable_names_the_variable_and_the_key() {
+    let run = validate_text("auth:\n  type: token\n  token: ${TAPLINE_TEST_UNSET_VAR_1}\n");
+    assert_invalid(
+        &run,
+        &["line 3: auth.token: ${TAPLINE_TEST_UNSET_VAR_1} is not set; export TAPLINE_TEST_UNSET_VAR_1"],
+    );
+}
+
+#[test]
+fn variables_defaults_and_literal_dollars() {
+    let (_dir, path) = config_file(
+        "auth: {type: none}\nsession:\n  base-url: https://${TEST_HOST}/${TEST_MISSING:-v1}/\n  headers: {x-note: \"$${NOT_A_VAR}\"}\n",
+    );
+    let run = exec(
+        tapline()
+            .args(["validate", "-c"])
+            .arg(&path)
+            .env("TEST_HOST", "api.example.com"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_missing_or_unreadable_secret_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-secret");
+    let run = validate_text(&format!(
+        "auth:\n  type: token\n  token-file: {}\n",
+        missing.display()
+    ));
+    assert_invalid(
+        &run,
+        &[&format!(
+            "line 3: auth.token-file: file {} does not exist",
+            missing.display()
+        )],
+    );
+    // A directory cannot be read as a file (tests may run as root, where permissions do not bite).
+    let run = validate_text(&format!(
+        "auth:\n  type: token\n  token-file: {}\n",
+        dir.path().display()
+    ));
+    assert_invalid(
+        &run,
+        &[
+            "auth.token-file: cannot read",
+            &dir.path().display().to_string(),
+        ],
+    );
+}
+
+#[test]
+fn a_secret_and_its_file_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let run = validate_text(&format!(
+        "auth:\n  type: client-secret\n  token-url: https://idp.example.com/token\n  client-id: c\n  client-secret: {SECRET}\n  client-secret-file: {}\n",
+        file.display()
+    ));
+    assert_invalid(
+        &run,
+        &["line 5: auth.client-secret: give either client-secret or client-secret-file, not both"],
+    );
+    assert!(!run.all_output().contains(SECRET));
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let run = validate_text(
+        "auth:\n  type: client-secret\n  token-url: http://idp.example.com/token\n  clientid: c\n  client-secret: x\nsession:\n  timeout: 5 minutes\ntasks:\n  - name: a\n    type: http-poll\n    schedule: {interval: 30s}\n  - name: a\n    type: http-poll\n    schedule:\n      interval: 5 minutes\n",
+    );
+    assert_invalid(
+        &run,
+        &[
+            "has 5 problems",
+            "auth.client-id: missing",
+            "line 4: auth.clientid: unknown key \"clientid\"; did you mean \"client-id\"?",
+            "line 7: session.timeout: invalid duration \"5 minutes\"",
+            "line 12: tasks[1].name: another task is already named \"a\"",
+            "line 15: tasks[1].schedule.interval: invalid duration \"5 minutes\"",
+        ],
+    );
+}
+
+#[test]
+fn plain_http_token_urls_are_refused_unless_loopback() {
+    let config = |url: &str| {
+        format!(
+            "auth: {{type: client-secret, token-url: \"{url}\", client-id: c, client-secret: x}}\n"
+        )
+    };
+    let run = validate_text(&config("http://idp.example.com/token"));
+    assert_invalid(&run, &["line 1: auth.token-url: plain http:// is refused for a token endpoint unless the host is loopback"]);
+    for loopback in [
+        "http://127.0.0.1:8080/token",
+        "http://localhost/token",
+        "http://[::1]/token",
+    ] {
+        let run = validate_text(&config(loopback));
+        assert_eq!(run.code, 0, "{loopback}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_bad_cron_expression_is_reported() {
+    let run = validate_text(
+        "auth: {type: none}\ntasks:\n  - name: a\n    type: http-poll\n    schedule: {cron: \"61 * * * *\"}\n",
+    );
+    assert_invalid(
+        &run,
+        &["line 5: tasks[0].schedule.cron: invalid cron expression \"61 * * * *\""],
+    );
+}
+
+#[test]
+fn environment_overrides_set_nested_keys() {
+    let (_dir, path) = config_file("auth: {type: none}\n");
+    let run = exec(
+        tapline()
+            .args(["validate", "-c"])
+            .arg(&path)
+            .env("TAPLINE_AUTH__TYPE", "token")
+            .env("TAPLINE_AUTH__TOKEN", "12345")
+            .env("TAPLINE_SESSION__MAX_IN_FLIGHT", "8"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "config OK: auth type token, 0 tasks");
+    let run = run_with_bad_override(&path);
+    assert_invalid(
+        &run,
+        &["session.max-in-flight: expected a whole number, found a string"],
+    );
+}
+
+fn run_with_bad_override(path: &Path) -> Run {
+    exec(
+        tapline()
+            .args(["validate", "-c"])
+            .arg(path)
+            .env("TAPLINE_SESSION__MAX_IN_FLIGHT", "lots"),
+    )
+}
+
+#[test]
+fn the_config_path_comes_from_tapline_config_when_no_flag_is_given() {
+    let (_dir, path) = config_file("auth: {type: none}\n");
+    let run = exec(tapline().arg("validate").env("TAPLINE_CONFIG", &path));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let empty = tempfile::tempdir().unwrap();
+    let run = exec(tapline().arg("validate").current_dir(empty.path()));
+    assert_invalid(&run, &["cannot read config file tapline.yaml"]);
+}
+
+/// The secret arrives four ways, each in a config with problems around it; it must never appear
+/// in `validate`'s output.
+#[test]
+fn secrets_never_appear_in_validate_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let broken = "session: {timeout: nope}\ntasks: [{name: a, type: nope, schedule: sometimes}]\n";
+    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("auth: {{type: token, token: {SECRET}, extra: 1}}\n{broken}"), vec![]),
+        (format!("auth: {{type: token, token: [{SECRET}]}}\n{broken}"), vec![]),
+        (format!("auth: {{type: token, token: \"${{MY_SECRET}}\"}}\n{broken}"), vec![("MY_SECRET", SECRET)]),
+        (format!("auth: {{type: token}}\n{broken}"), vec![("TAPLINE_AUTH__TOKEN", SECRET)]),
+        (format!("auth: {{type: token, token: [1]}}\n{broken}"), vec![("TAPLINE_AUTH__TOKEN", SECRET)]),
+        (format!("auth: {{type: token, token-file: {}, token: x}}\n{broken}", secret_file.display()), vec![]),
+        (format!("auth: {{type: token, token-file: {}}}\n", secret_file.display()), vec![]),
+        (format!("auth: {{type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: {SECRET}}}\n"), vec![]),
+    ];
+    for (text, env) in cases {
+        let (_dir, path) = config_file(&text);
+        let mut command = tapline();
+        command
+            .args(["validate", "-c"])
+            .arg(&path)
+            .env("RUST_LOG", "trace");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let run = exec(&mut command);
+        assert!(
+            !run.all_output().contains(SECRET),
+            "secret leaked for {text:?}:\n{}",
+            run.all_output()
+        );
+        assert!(run.code == 0 || run.code == 2, "{}", run.stderr);
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let options = tapline::config::Options { task_types: vec![] };
+    for text in [
+        format!("auth: {{type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: {SECRET}}}\n"),
+        format!("auth: {{type: token, token: {SECRET}}}\n"),
+        format!("auth: {{type: certificate, client-id: c, token-url: \"https://i/t\", certificate: {}, password: {SECRET}}}\n", secret_file.display()),
+    ] {
+        let (_dir, path) = config_file(&text);
+        let config = tapline::config::load(&path, &options).expect("valid config");
+        let debug = format!("{config:?} {config:#?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+}
+
+#[test]
+fn the_schema_is_json_schema_and_every_shipped_config_follows_it_and_loads() {
+    let run = exec(tapline().arg("schema"));
+    assert_eq!(run.code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let fixtures = tempfile::tempdir().unwrap();
+    let certificate = fixtures.path().join("client.pem");
+    std::fs::write(
+        &certificate,
+        "placeholder: `validate` checks the file is readable",
+    )
+    .unwrap();
+    let credentials = fixtures.path().join("credentials.json");
+    std::fs::write(&credentials, "{}").unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "yaml") {
+            continue;
+        }
+        seen += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let tree: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&tree)
+            .map(|e| e.to_string())
+            .collect();
+        // `${VAR}` strings are checked after substitution, so a schema error here would have to
+        // be in a literal value.
+        assert!(
+            errors.is_empty(),
+            "{} does not follow the schema: {errors:?}",
+            path.display()
+        );
+        let run = exec(
+            tapline()
+                .args(["validate", "-c"])
+                .arg(&path)
+                .env("TENANT_ID", "tenant")
+                .env("CLIENT_ID", "client")
+                .env("CLIENT_SECRET", SECRET)
+                .env("CERTIFICATE_PATH", &certificate)
+                .env("KOGNIC_CREDENTIALS_FILE", &credentials),
+        );
+        assert_eq!(
+            run.code,
+            0,
+            "{} does not load:\n{}",
+            path.display(),
+            run.stderr
+        );
+        assert!(run.stdout.starts_with("config OK"), "{}", run.stdout);
+    }
+    assert!(
+        seen >= 4,
+        "expected the shipped configs in config/, found {seen}"
+    );
+}
