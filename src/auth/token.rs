@@ -36,8 +36,9 @@ pub struct AccessToken {
 impl AccessToken {
     /// Wraps a fetched token, building its header value (marked sensitive).
     pub fn new(fetched: FetchedToken) -> Result<Self, Error> {
-        let mut header = HeaderValue::from_str(&format!("Bearer {}", fetched.value.expose_secret()))
-            .map_err(|_| Error::InvalidToken)?;
+        let mut header =
+            HeaderValue::from_str(&format!("Bearer {}", fetched.value.expose_secret()))
+                .map_err(|_| Error::InvalidToken)?;
         header.set_sensitive(true);
         Ok(Self {
             value: fetched.value,
@@ -69,4 +70,10 @@ impl fmt::Debug for AccessToken {
             .field("expires_at", &self.expires_at)
             .finish()
     }
+}
+
+/// Now, on the monotonic clock tokio keeps: the same as `Instant::now()` in production, and
+/// movable with `tokio::time::pause`/`advance` in tests.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
