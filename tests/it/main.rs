@@ -4,3 +4,4 @@
 mod auth;
 mod config;
 mod harness;
+mod token_cli;
