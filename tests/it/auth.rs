@@ -50,6 +50,11 @@ async fn client_secret_in_the_body_gets_a_verified_token() {
     let claims = jwt::verify(text(&token), &idp.jwks().await, &client.id);
     assert_eq!(claims["scope"], "api.read api.write");
     assert_eq!(idp.issued(&client.id).await, 1);
+    // Debug output of everything holding the secret or the token shows neither.
+    let debug = format!("{credentials:?} {token:?}");
+    assert!(debug.contains("REDACTED"), "{debug}");
+    assert!(!debug.contains(&client.secret), "{debug}");
+    assert!(!debug.contains(text(&token)), "{debug}");
 }
 
 #[tokio::test]
