@@ -165,14 +165,22 @@ fn load(
         .ok_or_else(|| {
             Error::Certificate(format!("{} holds no private key", key_path.display()))
         })?;
-    match key.label {
-        "PRIVATE KEY" | "RSA PRIVATE KEY" => {}
+    let key = match key.label {
+        "PRIVATE KEY" | "RSA PRIVATE KEY" => EncodingKey::from_rsa_pem(key.pem.as_bytes()),
         "ENCRYPTED PRIVATE KEY" => {
-            return Err(Error::Certificate(format!(
-                "{}: encrypted PEM keys are not supported; use a PKCS#12 file with a password, \
-                 or decrypt the key (openssl pkcs8 -in key.pem -nocrypt)",
-                key_path.display()
-            )))
+            let password = password.ok_or_else(|| {
+                Error::Certificate(format!(
+                    "{}: the private key is encrypted; give auth.password",
+                    key_path.display()
+                ))
+            })?;
+            let pem = decrypt_pkcs8(&key.base64, password).ok_or_else(|| {
+                Error::Certificate(format!(
+                    "{}: cannot decrypt the private key; is auth.password right?",
+                    key_path.display()
+                ))
+            })?;
+            EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes())
         }
         other => {
             return Err(Error::Certificate(format!(
@@ -181,13 +189,22 @@ fn load(
             )))
         }
     }
-    let key = EncodingKey::from_rsa_pem(key.pem.as_bytes()).map_err(|_| {
+    .map_err(|_| {
         Error::Certificate(format!(
             "{}: the private key is not a valid RSA key",
             key_path.display()
         ))
     })?;
     Ok((certificate_der, key))
+}
+
+/// An encrypted PKCS#8 key (`openssl pkcs8 -topk8 -v2 aes-256-cbc`), decrypted to an unencrypted
+/// PKCS#8 PEM held as a secret.
+fn decrypt_pkcs8(base64: &str, password: &SecretString) -> Option<SecretString> {
+    let der = STANDARD.decode(base64).ok()?;
+    let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).ok()?;
+    let document = encrypted.decrypt(password.expose_secret()).ok()?;
+    Some(to_pem("PRIVATE KEY", document.as_bytes()))
 }
 
 fn is_pkcs12(path: &Path) -> bool {

@@ -167,11 +167,35 @@ async fn certificate_from_pkcs12_with_password() {
 }
 
 #[tokio::test]
-async fn pkcs12_with_a_wrong_password_is_a_clear_error() {
+async fn certificate_with_an_encrypted_key_and_password() {
+    let cert = TestCert::generate();
+    certificate_login(
+        &cert,
+        &format!(
+            "certificate: {}\nprivate-key: {}\npassword: {}\n",
+            cert.cert.display(),
+            cert.encrypted_key.display(),
+            TestCert::PASSWORD
+        ),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_certificate_password_is_a_clear_error() {
     let cert = TestCert::generate();
     let auth: AuthConfig = serde_yaml::from_str(&format!(
         "type: certificate\ntoken-url: https://idp.test/token\nclient-id: x\ncertificate: {}\npassword: wrong-pw\n",
         cert.p12.display()
+    ))
+    .unwrap();
+    let error = Credentials::from_auth(&auth, &SessionConfig::default()).unwrap_err();
+    assert!(error.to_string().contains("password"), "{error}");
+    assert!(!error.to_string().contains("wrong-pw"));
+    let auth: AuthConfig = serde_yaml::from_str(&format!(
+        "type: certificate\ntoken-url: https://idp.test/token\nclient-id: x\ncertificate: {}\nprivate-key: {}\npassword: wrong-pw\n",
+        cert.cert.display(),
+        cert.encrypted_key.display()
     ))
     .unwrap();
     let error = Credentials::from_auth(&auth, &SessionConfig::default()).unwrap_err();

@@ -20,6 +20,9 @@ pub struct TestCert {
     pub key: PathBuf,
     /// Certificate and key in one PEM file.
     pub combined: PathBuf,
+    /// The private key as encrypted PKCS#8 PEM (AES-256-CBC, PBKDF2), password
+    /// [`TestCert::PASSWORD`].
+    pub encrypted_key: PathBuf,
     /// PKCS#12 with [`TestCert::PASSWORD`].
     pub p12: PathBuf,
     /// The certificate's DER bytes.
@@ -69,6 +72,17 @@ impl TestCert {
                 &format!("pass:{}", Self::PASSWORD),
             ],
         );
+        let pass = format!("pass:{}", Self::PASSWORD);
+        let topk8 = [
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "key.pem",
+            "-out",
+            "key-encrypted.pem",
+        ];
+        let cipher = ["-v2", "aes-256-cbc", "-passout", &pass];
+        openssl(dir.path(), &[&topk8[..], &cipher[..]].concat());
         openssl(
             dir.path(),
             &[
@@ -97,6 +111,7 @@ impl TestCert {
             cert: path("cert.pem"),
             key: path("key.pem"),
             combined: path("combined.pem"),
+            encrypted_key: path("key-encrypted.pem"),
             p12: path("client.p12"),
             der: std::fs::read(path("cert.der")).unwrap(),
             public_pem: std::fs::read(path("public.pem")).unwrap(),
