@@ -461,3 +461,29 @@ async fn a_numeric_string_expires_in_is_accepted() {
         "{left:?}"
     );
 }
+
+#[tokio::test]
+async fn retry_after_from_the_token_endpoint_is_honoured() {
+    let idp = idp();
+    let client = idp.secret_client(false, 3600).await;
+    let key = unique("retry-after");
+    idp.queue_faults(
+        &key,
+        json!([{"status": 429, "body": {"error": "slow_down"}, "headers": {"retry-after": "1"}}]),
+    )
+    .await;
+    let credentials = credentials(&format!(
+        "type: client-secret\ntoken-url: {}\nclient-id: {}\nclient-secret: {}\n",
+        idp.faulty_token_url(&key),
+        client.id,
+        client.secret
+    ));
+    token(&credentials).await.unwrap();
+    let arrivals = idp.arrivals(&key).await;
+    assert_eq!(arrivals.len(), 2);
+    assert!(
+        arrivals[1] - arrivals[0] >= 999,
+        "waited {} ms",
+        arrivals[1] - arrivals[0]
+    );
+}

@@ -356,3 +356,14 @@ async fn a_static_token_file_is_printed_as_is() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "static-token-value\n");
 }
+
+#[test]
+fn a_plain_http_token_url_off_loopback_is_refused() {
+    let run = run(tapline()
+        .args(["token", "--kognic", "--server", "http://auth.example.com"])
+        .env("KOGNIC_CLIENT_ID", "id")
+        .env("KOGNIC_CLIENT_SECRET", "Secret-not-sent"));
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("plain http://"), "{}", run.stderr);
+    assert!(!run.all_output().contains("Secret-not-sent"));
+}
