@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 use tapline::config::{self, Config};
 
 #[derive(Parser)]
@@ -41,8 +42,18 @@ enum Command {
     /// Print an access token and a newline on stdout.
     Token {
         /// Config file (default: $TAPLINE_CONFIG, else ./tapline.yaml).
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "kognic")]
         config: Option<PathBuf>,
+        /// Use Kognic credentials without a config file, resolved as `kognic-auth` does:
+        /// --credentials, else $KOGNIC_CREDENTIALS, else $KOGNIC_CLIENT_ID + $KOGNIC_CLIENT_SECRET.
+        #[arg(long)]
+        kognic: bool,
+        /// Kognic credentials JSON file (with --kognic).
+        #[arg(long, requires = "kognic")]
+        credentials: Option<PathBuf>,
+        /// Kognic auth server (with --kognic; default https://auth.app.kognic.com).
+        #[arg(long, requires = "kognic")]
+        server: Option<String>,
     },
     /// Print the JSON Schema of the config file.
     Schema,
@@ -53,7 +64,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {}", chain(&error));
             ExitCode::from(error.exit_code())
         }
     }
@@ -66,11 +77,44 @@ fn run(command: Command) -> Result<(), tapline::Error> {
             let config = load(config)?;
             println!("config OK: {}", summary(&config));
             if check_auth {
-                return Err(tapline::Error::NotAvailable("validate --check-auth"));
+                init_cli_logging();
+                match fetch_token(&config.auth, &config.session)? {
+                    None => println!("auth OK: type none sends no token"),
+                    Some(token) => match token.expires_at() {
+                        Some(at) => println!(
+                            "auth OK: token obtained (expires in {}s)",
+                            at.saturating_duration_since(std::time::Instant::now())
+                                .as_secs()
+                        ),
+                        None => println!("auth OK: token obtained (no expiry given)"),
+                    },
+                }
             }
             Ok(())
         }
-        Command::Token { .. } => Err(tapline::Error::NotAvailable("token")),
+        Command::Token {
+            config,
+            kognic,
+            credentials,
+            server,
+        } => {
+            init_cli_logging();
+            let (auth, session) = if kognic {
+                (
+                    kognic_auth(credentials, server)?,
+                    config::SessionConfig::default(),
+                )
+            } else {
+                let config = load(config)?;
+                (config.auth, config.session)
+            };
+            let token = fetch_token(&auth, &session)?.ok_or_else(|| {
+                tapline::auth::Error::Misconfigured("auth type none has no token to print".into())
+            })?;
+            // The one place the token is meant to be seen: stdout, nothing else on it.
+            println!("{}", token.secret().expose_secret());
+            Ok(())
+        }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&config::schema()).expect("schema is JSON");
             println!("{schema}");
@@ -88,6 +132,62 @@ fn load(flag: Option<PathBuf>) -> Result<Config, tapline::Error> {
             .collect(),
     };
     Ok(config::load(&path, &options)?)
+}
+
+/// Fetches one token outside any runner, on a runtime of its own.
+fn fetch_token(
+    auth: &config::AuthConfig,
+    session: &config::SessionConfig,
+) -> Result<Option<std::sync::Arc<tapline::auth::AccessToken>>, tapline::Error> {
+    let credentials = tapline::auth::Credentials::from_auth(auth, session)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    Ok(runtime.block_on(credentials.token())?)
+}
+
+/// The `auth:` block `tapline token --kognic` stands for; serde fills in the defaults.
+fn kognic_auth(
+    credentials: Option<PathBuf>,
+    server: Option<String>,
+) -> Result<config::AuthConfig, tapline::Error> {
+    let mut block = serde_json::Map::new();
+    if let Some(path) = credentials {
+        block.insert(
+            "credentials".into(),
+            path.to_string_lossy().into_owned().into(),
+        );
+    }
+    if let Some(server) = server {
+        block.insert("server".into(), server.into());
+    }
+    let config: config::KognicConfig = serde_json::from_value(block.into())
+        .map_err(|error| tapline::auth::Error::Misconfigured(error.to_string()))?;
+    Ok(config::AuthConfig::Kognic(config))
+}
+
+/// Logs of the one-shot commands go to stderr (stdout may carry a token), at `warn` unless
+/// `RUST_LOG` says otherwise.
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// The error and its causes, `: `-joined, as users need the "why" too.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 fn summary(config: &Config) -> String {

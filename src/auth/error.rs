@@ -1,4 +1,9 @@
 //! Why a token could not be had.
+//!
+//! Messages carry what the identity provider said (`error`, `error_description`) and the token
+//! URL, never a secret, an assertion or a token: these errors end up on stderr and in logs.
+
+use std::time::Duration;
 
 /// A token could not be obtained.
 #[derive(Debug, thiserror::Error)]
@@ -15,4 +20,85 @@ pub enum Error {
     /// The token is not usable as an HTTP header value.
     #[error("the token contains characters that cannot be sent in an HTTP header")]
     InvalidToken,
+    /// The token URL is not one tapline will send credentials to.
+    #[error("token URL {url:?} refused: {reason}")]
+    TokenUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The identity provider rejected the credentials or the request (a 4xx with an OAuth
+    /// `error`). Retrying would not help, so it is reported at once.
+    #[error("the identity provider rejected the token request (HTTP {status}): {error}{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    TokenRejected {
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth `error` code, e.g. `invalid_client`.
+        error: String,
+        /// The provider's `error_description`, if it gave one.
+        description: Option<String>,
+    },
+    /// The token endpoint answered with an error status and no usable OAuth error.
+    #[error("the token endpoint {url} answered HTTP {status}")]
+    TokenEndpointStatus {
+        /// The token URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The server's `Retry-After`, in seconds, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The token endpoint could not be reached, or did not answer in time.
+    #[error("cannot reach the token endpoint {url}")]
+    Unreachable {
+        /// The token URL.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The token endpoint answered 2xx with something that is not a usable token response.
+    /// The body is never quoted: it may hold a token.
+    #[error("the token endpoint {url} sent an invalid token response: {problem}")]
+    MalformedResponse {
+        /// The token URL.
+        url: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The certificate or private key could not be used. Never includes key material.
+    #[error("auth.certificate: {0}")]
+    Certificate(String),
+    /// The client assertion could not be signed.
+    #[error("cannot sign the client assertion")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+    /// The Kognic credentials could not be resolved or read.
+    #[error("kognic credentials: {0}")]
+    Kognic(String),
+    /// The HTTP client for token requests could not be built (bad proxy or CA bundle).
+    #[error("cannot set up the HTTP client for token requests: {0}")]
+    HttpClient(String),
+}
+
+impl Error {
+    /// True for failures worth retrying with backoff: the endpoint could not be reached, timed
+    /// out, or answered 408, 429 or 5xx. Rejected credentials and malformed answers are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::TokenEndpointStatus { status, .. } => {
+                matches!(status, 408 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
+        }
+    }
+
+    /// How long the server asked to wait before the next attempt, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::TokenEndpointStatus { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }

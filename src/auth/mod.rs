@@ -2,19 +2,37 @@
 //!
 //! Every task shares one [`Credentials`]: it hands out the current bearer token, refreshes it
 //! before it expires, and drops exactly the token an API rejected with 401.
+//!
+//! One file per provider (`client_secret.rs`, `certificate.rs`, `kognic.rs`, `static_token.rs`),
+//! each a [`TokenSource`] that fetches one token; `token_endpoint.rs` is the OAuth token request
+//! they share; `cache.rs` decides when to fetch and knows nothing about OAuth.
 
 mod cache;
+mod certificate;
+mod client_secret;
 mod error;
+mod kognic;
 mod static_token;
 mod token;
+mod token_endpoint;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use cache::TokenCache;
+pub use cache::{Backoff, CacheOptions, TokenCache};
+pub use certificate::Certificate;
+pub use client_secret::ClientSecret;
 pub use error::Error;
+pub use kognic::{Kognic, KognicEnv};
+pub use static_token::StaticToken;
 pub use token::{AccessToken, FetchedToken};
+pub use token_endpoint::http_client;
 
-use crate::config::{AuthConfig, Config};
+use crate::config::{AuthConfig, Config, SessionConfig};
+
+/// How often a `token-file` is looked at again, so a rotated token is picked up without waiting
+/// for a 401.
+const TOKEN_FILE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Fetches one new token from wherever the provider gets them. The [`TokenCache`] decides when.
 #[async_trait::async_trait]
@@ -37,20 +55,54 @@ impl Credentials {
 
     /// Credentials that take their tokens from `source`.
     pub fn from_source(source: Arc<dyn TokenSource>) -> Self {
+        Self::from_cache(TokenCache::new(source))
+    }
+
+    /// Credentials over a cache built by the caller (custom [`CacheOptions`]).
+    pub fn from_cache(cache: TokenCache) -> Self {
         Self {
-            cache: Some(Arc::new(TokenCache::new(source))),
+            cache: Some(Arc::new(cache)),
         }
     }
 
-    /// Builds the credentials the config's `auth:` block describes.
+    /// Builds the credentials the config's `auth:` block describes. Token requests use the
+    /// session's proxy, CA bundle and timeouts.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
-        match &config.auth {
-            AuthConfig::None => Ok(Self::none()),
-            AuthConfig::Token(token) => Ok(Self::from_source(Arc::new(
-                static_token::StaticToken::new(token)?,
-            ))),
-            other => Err(Error::Unsupported(other.type_name())),
-        }
+        Self::from_auth(&config.auth, &config.session)
+    }
+
+    /// Builds the credentials for one `auth:` block, with token requests made as `session`
+    /// describes; Kognic credentials are resolved from the process environment.
+    pub fn from_auth(auth: &AuthConfig, session: &SessionConfig) -> Result<Self, Error> {
+        let (source, options): (Arc<dyn TokenSource>, CacheOptions) = match auth {
+            AuthConfig::None => return Ok(Self::none()),
+            AuthConfig::Token(token) => {
+                let source = StaticToken::new(token)?;
+                let recheck = source.is_file().then_some(TOKEN_FILE_RECHECK);
+                let options = CacheOptions {
+                    recheck,
+                    ..CacheOptions::default()
+                };
+                (Arc::new(source), options)
+            }
+            AuthConfig::ClientSecret(config) => (
+                Arc::new(ClientSecret::new(config, http_client(session)?)?),
+                margin(config.refresh_margin),
+            ),
+            AuthConfig::Certificate(config) => (
+                Arc::new(Certificate::new(config, http_client(session)?)?),
+                margin(config.refresh_margin),
+            ),
+            AuthConfig::Kognic(config) => (
+                Arc::new(Kognic::new(
+                    config,
+                    &KognicEnv::from_process(),
+                    http_client(session)?,
+                )?),
+                margin(config.refresh_margin),
+            ),
+        };
+        Ok(Self::from_cache(TokenCache::with_options(source, options)))
     }
 
     /// The token to send now, or `None` when authentication is off.
@@ -66,5 +118,12 @@ impl Credentials {
         if let Some(cache) = &self.cache {
             cache.invalidate(token);
         }
+    }
+}
+
+fn margin(refresh_margin: crate::config::Duration) -> CacheOptions {
+    CacheOptions {
+        refresh_margin: refresh_margin.get(),
+        ..CacheOptions::default()
     }
 }

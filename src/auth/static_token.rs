@@ -1,4 +1,7 @@
 //! `type: token`: a token obtained elsewhere.
+//!
+//! The token never expires as far as tapline knows; a `token-file` is re-read by the cache every
+//! few seconds (and after a 401), so a rotated file takes effect without a restart.
 
 use crate::config::{SecretSource, TokenConfig};
 
@@ -17,6 +20,11 @@ impl StaticToken {
             .token()
             .ok_or_else(|| Error::Misconfigured("give auth.token or auth.token-file".into()))?;
         Ok(Self { source })
+    }
+
+    /// True for a `token-file`, which the cache looks at again now and then.
+    pub fn is_file(&self) -> bool {
+        matches!(self.source, SecretSource::File(_))
     }
 }
 

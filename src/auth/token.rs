@@ -71,3 +71,9 @@ impl fmt::Debug for AccessToken {
             .finish()
     }
 }
+
+/// Now, on the monotonic clock tokio keeps: the same as `Instant::now()` in production, and
+/// movable with `tokio::time::pause`/`advance` in tests.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}

@@ -2,8 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
+pub mod cert;
 pub mod cli;
 pub mod idp;
+pub mod jwt;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,274 @@
+//! `type: kognic`: Kognic API credentials, resolved as `kognic-auth` does.
+//!
+//! Resolution order: `auth.credentials` (a kognic-auth credentials JSON file, `~` expanded), else
+//! `$KOGNIC_CREDENTIALS` (a path; its errors are reported, with no fall-through), else
+//! `$KOGNIC_CLIENT_ID` + `$KOGNIC_CLIENT_SECRET`. The token request is the client credentials
+//! grant with the id and secret in the form (client_secret_post), at `server` +
+//! `/v1/auth/oauth/token`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::config::{expand_home, KognicConfig};
+
+use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint};
+use super::{Error, FetchedToken, TokenSource};
+
+/// The Kognic token path, joined to the server as a string (the server needs no trailing slash).
+const TOKEN_PATH: &str = "/v1/auth/oauth/token";
+
+/// The `KOGNIC_*` environment variables, captured once so resolution is testable without
+/// touching the process environment.
+#[derive(Clone, Default)]
+pub struct KognicEnv {
+    /// `$KOGNIC_CREDENTIALS`: path to a credentials file.
+    pub credentials: Option<PathBuf>,
+    /// `$KOGNIC_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `$KOGNIC_CLIENT_SECRET`.
+    pub client_secret: Option<SecretString>,
+}
+
+impl KognicEnv {
+    /// Reads the variables from this process's environment; empty values count as unset.
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            credentials: var("KOGNIC_CREDENTIALS").map(PathBuf::from),
+            client_id: var("KOGNIC_CLIENT_ID"),
+            client_secret: var("KOGNIC_CLIENT_SECRET").map(SecretString::from),
+        }
+    }
+}
+
+impl fmt::Debug for KognicEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KognicEnv")
+            .field("credentials", &self.credentials)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+/// The fields of a kognic-auth credentials file. The required ones are required here too, so a
+/// file kognic-auth would refuse is refused with the same complaint.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // email, user_id and issuer are checked for presence only, as kognic-auth does
+struct CredentialsFile {
+    client_id: String,
+    client_secret: SecretString,
+    email: String,
+    user_id: i64,
+    issuer: String,
+    expires: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+/// Fetches Kognic tokens with a client id and secret.
+pub struct Kognic {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    secret: SecretString,
+    scope: String,
+    /// Where the credentials came from, for messages.
+    origin: String,
+}
+
+impl Kognic {
+    /// Resolves the credentials (config path, then `env`) and checks the token URL.
+    pub fn new(
+        config: &KognicConfig,
+        env: &KognicEnv,
+        http: reqwest::Client,
+    ) -> Result<Self, Error> {
+        let (client_id, secret, file_scopes, origin) = if let Some(path) = &config.credentials {
+            let file = read_file(&expand_home(path))?;
+            (
+                file.client_id,
+                file.client_secret,
+                file.scopes,
+                path.display().to_string(),
+            )
+        } else if let Some(path) = &env.credentials {
+            let file = read_file(&expand_home(path))?;
+            (
+                file.client_id,
+                file.client_secret,
+                file.scopes,
+                format!("$KOGNIC_CREDENTIALS ({})", path.display()),
+            )
+        } else if let (Some(id), Some(secret)) = (&env.client_id, &env.client_secret) {
+            (
+                id.clone(),
+                secret.clone(),
+                None,
+                "$KOGNIC_CLIENT_ID and $KOGNIC_CLIENT_SECRET".into(),
+            )
+        } else {
+            return Err(Error::Kognic(
+                "none found; give auth.credentials, or set $KOGNIC_CREDENTIALS, or $KOGNIC_CLIENT_ID and $KOGNIC_CLIENT_SECRET".into(),
+            ));
+        };
+        let scopes = if config.scopes.is_empty() {
+            file_scopes.unwrap_or_default()
+        } else {
+            config.scopes.0.clone()
+        };
+        let url = format!("{}{TOKEN_PATH}", config.server.trim_end_matches('/'));
+        tracing::debug!(origin = %origin, "using Kognic credentials");
+        Ok(Self {
+            endpoint: TokenEndpoint::new(&url, http)?,
+            client_id,
+            secret,
+            scope: scopes.join(" "),
+            origin,
+        })
+    }
+
+    /// The client id in use (not secret), e.g. to show which credentials won.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}
+
+fn read_file(path: &Path) -> Result<CredentialsFile, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| Error::Kognic(format!("cannot read {}: {error}", path.display())))?;
+    // serde_json's message names the missing field or the position, never a value.
+    let file: CredentialsFile = serde_json::from_str(&text).map_err(|error| {
+        Error::Kognic(format!(
+            "{} is not a valid credentials file: {error}",
+            path.display()
+        ))
+    })?;
+    if let Some(expires) = file.expires.as_deref().and_then(parse_time) {
+        if expires < chrono::Utc::now() {
+            return Err(Error::Kognic(format!(
+                "the credentials in {} expired at {expires}; create new ones",
+                path.display()
+            )));
+        }
+    }
+    Ok(file)
+}
+
+/// An ISO-8601 time as kognic-auth writes it; unparseable values are ignored, as there.
+fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+#[async_trait::async_trait]
+impl TokenSource for Kognic {
+    async fn fetch(&self) -> Result<FetchedToken, Error> {
+        let mut form = vec![("grant_type", FormValue::Plain("client_credentials"))];
+        if !self.scope.is_empty() {
+            form.push(("scope", FormValue::Plain(&self.scope)));
+        }
+        form.push(("client_id", FormValue::Plain(&self.client_id)));
+        form.push(("client_secret", FormValue::Secret(&self.secret)));
+        self.endpoint
+            .request(&form, ClientAuthentication::InForm)
+            .await
+    }
+}
+
+impl fmt::Debug for Kognic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kognic")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(credentials: Option<&Path>) -> KognicConfig {
+        KognicConfig {
+            credentials: credentials.map(Path::to_path_buf),
+            server: "http://127.0.0.1:1".into(),
+            scopes: Default::default(),
+            refresh_margin: crate::config::Duration::from_secs(30),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, json: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, json).unwrap();
+        path
+    }
+
+    const FILE: &str = r#"{"clientId":"from-file","clientSecret":"s3cret-file","email":"a@b.c","userId":7,"issuer":"x","scopes":["a","b"]}"#;
+
+    #[test]
+    fn config_path_wins_then_env_file_then_env_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "c.json", FILE);
+        let other = write(
+            dir.path(),
+            "o.json",
+            &FILE.replace("from-file", "from-env-file"),
+        );
+        let env = KognicEnv {
+            credentials: Some(other),
+            client_id: Some("from-env".into()),
+            client_secret: Some(SecretString::from("s")),
+        };
+        let http = reqwest::Client::new();
+        let k = Kognic::new(&config(Some(&file)), &env, http.clone()).unwrap();
+        assert_eq!(k.client_id(), "from-file");
+        assert_eq!(k.scope, "a b");
+        let k = Kognic::new(&config(None), &env, http.clone()).unwrap();
+        assert_eq!(k.client_id(), "from-env-file");
+        let env = KognicEnv {
+            credentials: None,
+            ..env
+        };
+        let k = Kognic::new(&config(None), &env, http.clone()).unwrap();
+        assert_eq!(k.client_id(), "from-env");
+        assert!(Kognic::new(&config(None), &KognicEnv::default(), http).is_err());
+    }
+
+    #[test]
+    fn missing_fields_and_past_expiry_are_errors_without_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let http = reqwest::Client::new();
+        let no_issuer = write(dir.path(), "a.json", &FILE.replace(r#","issuer":"x""#, ""));
+        let error = Kognic::new(
+            &config(Some(&no_issuer)),
+            &KognicEnv::default(),
+            http.clone(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("issuer"), "{error}");
+        let expired = write(
+            dir.path(),
+            "b.json",
+            &FILE.replace(
+                r#""issuer":"x""#,
+                r#""issuer":"x","expires":"2020-01-01T00:00:00Z""#,
+            ),
+        );
+        let error = Kognic::new(&config(Some(&expired)), &KognicEnv::default(), http).unwrap_err();
+        assert!(error.to_string().contains("expired"), "{error}");
+        assert!(!error.to_string().contains("s3cret"));
+    }
+}

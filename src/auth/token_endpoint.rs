@@ -1,0 +1,363 @@
+//! The one OAuth 2.0 token request every provider makes: POST a form, read a token response.
+//!
+//! Providers differ only in the form fields and client authentication they send, so the wire
+//! details live here once: the `http://` refusal, RFC 6749 Basic encoding, `expires_in` as a number
+//! or a numeric string, the expiry anchored to the moment the request was *sent*, and the mapping
+//! of answers to errors that the cache can classify (transient or not). Nothing here ever formats
+//! a secret, an assertion or a token into a message.
+
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::{Error, FetchedToken};
+use crate::config::SessionConfig;
+
+/// A token endpoint and the HTTP client used only for token requests.
+///
+/// Token requests get their own client (same proxy, CA bundle and timeouts as the session, but no
+/// auth layer), so fetching a token can never recurse into needing a token.
+#[derive(Clone)]
+pub(crate) struct TokenEndpoint {
+    url: url::Url,
+    http: reqwest::Client,
+}
+
+/// How the client proves who it is in one token request.
+pub(crate) enum ClientAuthentication<'a> {
+    /// Everything needed is already in the form (client_secret_post, private_key_jwt).
+    InForm,
+    /// HTTP Basic with the id and secret (client_secret_basic).
+    Basic {
+        /// The client id.
+        id: &'a str,
+        /// The client secret.
+        secret: &'a SecretString,
+    },
+}
+
+impl TokenEndpoint {
+    /// Checks the URL (https, or http on loopback only) and keeps `http` for the requests.
+    pub(crate) fn new(url: &str, http: reqwest::Client) -> Result<Self, Error> {
+        let url = crate::config::check_token_url(url).map_err(|reason| Error::TokenUrl {
+            url: url.to_string(),
+            reason,
+        })?;
+        Ok(Self { url, http })
+    }
+
+    /// The token URL (the audience of a client assertion).
+    pub(crate) fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// POSTs `form` and returns the token, with its expiry measured from just before sending.
+    /// Secret form values are exposed only while the body is written.
+    pub(crate) async fn request(
+        &self,
+        form: &[(&str, FormValue<'_>)],
+        auth: ClientAuthentication<'_>,
+    ) -> Result<FetchedToken, Error> {
+        let result = self.request_once(form, auth).await;
+        let label = if result.is_ok() { "success" } else { "failure" };
+        metrics::counter!("tapline_token_requests_total", "result" => label).increment(1);
+        result
+    }
+
+    async fn request_once(
+        &self,
+        form: &[(&str, FormValue<'_>)],
+        auth: ClientAuthentication<'_>,
+    ) -> Result<FetchedToken, Error> {
+        let body = encode_form(form);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let ClientAuthentication::Basic { id, secret } = auth {
+            headers.insert(AUTHORIZATION, basic_header(id, secret)?);
+        }
+        tracing::debug!(url = %self.url, "requesting a token");
+        let sent_at = super::token::now();
+        let response = self
+            .http
+            .post(self.url.clone())
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, SystemTime::now()));
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| self.unreachable(source))?;
+        if (200..300).contains(&status) {
+            let token = parse_token_response(&bytes, sent_at).map_err(|problem| {
+                Error::MalformedResponse {
+                    url: self.url.to_string(),
+                    problem,
+                }
+            })?;
+            tracing::debug!(
+                url = %self.url,
+                expires_in_secs = token.expires_at.map(|at| at.saturating_duration_since(super::token::now()).as_secs()),
+                "token obtained"
+            );
+            return Ok(token);
+        }
+        tracing::debug!(url = %self.url, status, "token request failed");
+        Err(error_response(&self.url, status, &bytes, retry_after))
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> Error {
+        Error::Unreachable {
+            url: self.url.to_string(),
+            source: source.without_url(),
+        }
+    }
+}
+
+impl fmt::Debug for TokenEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEndpoint")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A form field value: plain, or a secret exposed only when the body is written.
+pub(crate) enum FormValue<'a> {
+    /// Not secret (grant type, client id, scope, ...).
+    Plain(&'a str),
+    /// A secret (client secret, client assertion).
+    Secret(&'a SecretString),
+}
+
+impl FormValue<'_> {
+    fn expose(&self) -> &str {
+        match self {
+            Self::Plain(value) => value,
+            Self::Secret(value) => value.expose_secret(),
+        }
+    }
+}
+
+/// The form body; the serializer is not `Send`, so it lives only in this function.
+fn encode_form(form: &[(&str, FormValue<'_>)]) -> String {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form {
+        body.append_pair(name, value.expose());
+    }
+    body.finish()
+}
+
+/// The HTTP client for token requests, honouring the session's proxy, CA bundle and timeouts.
+pub fn http_client(session: &SessionConfig) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(session.timeout.get())
+        .connect_timeout(session.connect_timeout.get())
+        // A token endpoint has no business redirecting a POST with credentials elsewhere.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(proxy) = &session.proxy {
+        let proxy = reqwest::Proxy::all(proxy)
+            .map_err(|error| Error::HttpClient(format!("session.proxy: {error}")))?;
+        builder = builder.proxy(proxy);
+    }
+    if let Some(bundle) = &session.ca_bundle {
+        let pem = std::fs::read(bundle).map_err(|error| {
+            Error::HttpClient(format!("session.ca-bundle {}: {error}", bundle.display()))
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+            Error::HttpClient(format!("session.ca-bundle {}: {error}", bundle.display()))
+        })?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|error| Error::HttpClient(error.to_string()))
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`, as RFC 6749 section 2.3.1 asks (a plain
+/// `id:secret` breaks secrets holding `:` or non-ASCII characters on strict servers).
+fn basic_header(id: &str, secret: &SecretString) -> Result<HeaderValue, Error> {
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", encode(id), encode(secret.expose_secret()));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut header = HeaderValue::from_str(&format!("Basic {encoded}"))
+        .map_err(|_| Error::Misconfigured("client id or secret cannot be sent".into()))?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// Reads a 2xx token response. The problem text never quotes the body.
+fn parse_token_response(bytes: &[u8], sent_at: Instant) -> Result<FetchedToken, &'static str> {
+    let body: Value = serde_json::from_slice(bytes).map_err(|_| "the body is not JSON")?;
+    let Value::Object(body) = body else {
+        return Err("the body is not a JSON object");
+    };
+    let value = match body.get("access_token") {
+        Some(Value::String(token)) if !token.is_empty() => SecretString::from(token.clone()),
+        Some(_) => return Err("access_token is not a non-empty string"),
+        None => return Err("access_token is missing"),
+    };
+    let expires_in = match body.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(expires_in(value).ok_or("expires_in is not a number of seconds")?),
+    };
+    if let Some(kind) = body.get("token_type").and_then(Value::as_str) {
+        if !kind.eq_ignore_ascii_case("bearer") {
+            tracing::warn!(token_type = kind, "the token endpoint returned a token that is not a Bearer token; sending it as Bearer");
+        }
+    }
+    Ok(FetchedToken {
+        value,
+        // Anchored to when the request left, not when the answer came: the provider's clock
+        // started no later than that, so we can never believe a token lives longer than it does.
+        expires_at: expires_in.map(|lifetime| sent_at + lifetime),
+    })
+}
+
+/// `expires_in` as a JSON number or a numeric string (Entra's v1 endpoint sends `"3599"`).
+fn expires_in(value: &Value) -> Option<Duration> {
+    let seconds = match value {
+        Value::Number(number) => number.as_f64()?,
+        Value::String(text) => text.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+fn error_response(
+    url: &url::Url,
+    status: u16,
+    bytes: &[u8],
+    retry_after: Option<Duration>,
+) -> Error {
+    let transient = matches!(status, 408 | 429) || status >= 500;
+    if !transient {
+        if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(bytes) {
+            if let Some(error) = body.get("error").and_then(Value::as_str) {
+                return Error::TokenRejected {
+                    status,
+                    error: error.to_string(),
+                    description: body
+                        .get("error_description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                };
+            }
+        }
+    }
+    Error::TokenEndpointStatus {
+        url: url.to_string(),
+        status,
+        retry_after,
+    }
+}
+
+/// `Retry-After` as delay seconds or an HTTP date; `now` is passed in so tests need no clock.
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<FetchedToken, &'static str> {
+        parse_token_response(body.as_bytes(), Instant::now())
+    }
+
+    #[test]
+    fn expires_in_may_be_a_number_or_a_numeric_string() {
+        let sent = Instant::now();
+        for body in [
+            r#"{"access_token":"t","expires_in":3599}"#,
+            r#"{"access_token":"t","expires_in":"3599"}"#,
+            r#"{"access_token":"t","expires_in":3599.0}"#,
+        ] {
+            let token = parse_token_response(body.as_bytes(), sent).unwrap();
+            assert_eq!(
+                token.expires_at,
+                Some(sent + Duration::from_secs(3599)),
+                "{body}"
+            );
+        }
+        assert_eq!(parse(r#"{"access_token":"t"}"#).unwrap().expires_at, None);
+    }
+
+    #[test]
+    fn bad_responses_are_named_without_quoting_the_body() {
+        assert_eq!(
+            parse("not json <secret-token>").unwrap_err(),
+            "the body is not JSON"
+        );
+        assert_eq!(
+            parse(r#"{"token":"x"}"#).unwrap_err(),
+            "access_token is missing"
+        );
+        assert_eq!(
+            parse(r#"{"access_token":"abc","expires_in":"soon"}"#).unwrap_err(),
+            "expires_in is not a number of seconds"
+        );
+    }
+
+    #[test]
+    fn four_hundreds_with_an_oauth_error_are_rejections_and_not_transient() {
+        let url = url::Url::parse("https://idp.test/token").unwrap();
+        let body =
+            br#"{"error":"invalid_client","error_description":"client authentication failed"}"#;
+        let error = error_response(&url, 401, body, None);
+        assert!(!error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "the identity provider rejected the token request (HTTP 401): invalid_client: client authentication failed"
+        );
+        for status in [408, 429, 500, 503] {
+            assert!(
+                error_response(&url, status, body, None).is_transient(),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        let header = basic_header("my id", &SecretString::from("a:b+c")).unwrap();
+        let encoded = header.to_str().unwrap().strip_prefix("Basic ").unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), "my+id:a%3Ab%2Bc");
+        assert!(header.is_sensitive());
+    }
+}
