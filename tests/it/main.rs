@@ -3,3 +3,6 @@
 
 mod config;
 mod harness;
+mod http_poll;
+mod process;
+mod runner;

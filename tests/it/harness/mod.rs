@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod idp;
+pub mod loopback;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,1 @@
+//! The `http-poll` task end to end.

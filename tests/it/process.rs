@@ -1,0 +1,1 @@
+//! The `tapline` process: signals, exit codes, the state file, the quickstart.
