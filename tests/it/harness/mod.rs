@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod idp;
 pub mod loopback;
+pub mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
