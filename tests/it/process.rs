@@ -364,16 +364,19 @@ fn the_binary_serves_metrics_and_readiness_and_stops_on_sigterm() {
     );
 }
 
+/// Requests the loopback API received: Authorization header and JSON body.
+type Received = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+
 #[test]
 fn the_custom_task_example_runs_against_a_loopback_api() {
     let dir = tempfile::tempdir().unwrap();
-    let received = Arc::new(Mutex::new(Vec::<(Option<String>, Value)>::new()));
+    let received: Received = Arc::default();
     let target = serve(
         Router::new()
             .route(
                 "/api/heartbeats",
                 post(
-                    |State(received): State<Arc<Mutex<Vec<(Option<String>, Value)>>>>,
+                    |State(received): State<Received>,
                      headers: HeaderMap,
                      Json(body): Json<Value>| async move {
                         let auth = headers
