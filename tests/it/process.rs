@@ -426,3 +426,49 @@ fn the_custom_task_example_runs_against_a_loopback_api() {
         .arg(&bad));
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_task_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "data.jsonl", "{\"a\": 1}\n");
+    let config = write(
+        dir.path(),
+        "tapline.yaml",
+        &format!(
+            "auth: {{type: none}}\nstate: {{path: {}}}\nlogging: {{level: info, format: json}}\ntasks:\n  - name: copy\n    type: file\n    schedule: {{interval: 1h}}\n    source: {{path: '{}'}}\n    sink: {{type: stdout}}\n",
+            dir.path().join("state.json").display(),
+            dir.path().join("data.jsonl").display(),
+        ),
+    );
+    let out = run(tapline().args(["run", "--once", "-c"]).arg(&config));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "{\"a\":1}\n",
+        "the stdout sink prints records only"
+    );
+    let lines: Vec<Value> = out
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for line in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line.get(key).is_some(), "no {key} in {line}");
+        }
+    }
+    let done = lines
+        .iter()
+        .find(|line| line["message"] == "files read")
+        .unwrap_or_else(|| panic!("no 'files read' line in {lines:?}"));
+    assert_eq!(done["task"], "copy");
+    assert_eq!(done["level"], "INFO");
+    assert_eq!(done["fields"]["records"], 1);
+
+    // RUST_LOG wins over logging.level.
+    let out = run(tapline()
+        .args(["run", "--once", "-c"])
+        .arg(&config)
+        .env("RUST_LOG", "error"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "RUST_LOG=error still logged info lines");
+}
