@@ -210,11 +210,11 @@ impl RunnerBuilder {
         let tracker = TaskTracker::new();
         let mut startup = Vec::new();
         let mut others = Vec::new();
-        for (task_config, task) in config.tasks.iter().zip(tasks) {
+        for (index, (task_config, task)) in config.tasks.iter().zip(tasks).enumerate() {
             let schedule =
                 Schedule::from_config(&task_config.schedule).map_err(|message| Error::Tasks {
                     problems: vec![Problem {
-                        path: format!("{}.schedule", task_config.name),
+                        path: format!("tasks[{index}].schedule"),
                         line: None,
                         message,
                     }],
