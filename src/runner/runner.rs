@@ -171,6 +171,8 @@ impl RunnerBuilder {
             signals,
             readiness,
         } = self;
+        // First, so that nothing recorded from here on (token requests included) is lost.
+        let metrics = telemetry::metrics::install();
         let tasks = registry
             .build(&config)
             .map_err(|problems| Error::Tasks { problems })?;
@@ -183,7 +185,6 @@ impl RunnerBuilder {
         if signals {
             shutdown.listen_for_signals().map_err(Error::Signals)?;
         }
-        let metrics = telemetry::metrics::install();
         let mut background = Vec::new();
         if let Some(server) = &config.server {
             let state = ServerState {
