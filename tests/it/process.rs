@@ -472,3 +472,36 @@ fn json_logs_are_one_object_per_line_with_the_task_name() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "", "RUST_LOG=error still logged info lines");
 }
+
+#[test]
+fn a_corrupt_state_file_stops_startup_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = write(
+        dir.path(),
+        "state.json",
+        "{\"version\": 1, \"tasks\": {\"copy\": ",
+    );
+    write(dir.path(), "data.jsonl", "{\"a\": 1}\n");
+    let config = write(
+        dir.path(),
+        "tapline.yaml",
+        &format!(
+            "auth: {{type: none}}\nstate: {{path: {}}}\ntasks:\n  - name: copy\n    type: file\n    schedule: {{interval: 1h}}\n    source: {{path: '{}'}}\n    sink: {{type: stdout}}\n",
+            state.display(),
+            dir.path().join("data.jsonl").display(),
+        ),
+    );
+    let out = run(tapline().args(["run", "--once", "-c"]).arg(&config));
+    assert_eq!(out.code, 1, "{}", out.all_output());
+    assert!(out.stderr.contains("is corrupt"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&state.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "", "a task ran with a corrupt state file");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "{\"version\": 1, \"tasks\": {\"copy\": "
+    );
+}
