@@ -9,11 +9,7 @@ use tapline::config::{self, Config};
 use tapline::runner::{Registry, Runner};
 
 #[derive(Parser)]
-#[command(
-    name = "tapline",
-    version,
-    about = "Configuration-driven extractor framework"
-)]
+#[command(name = "tapline", version, about = "Configuration-driven extractor framework")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
