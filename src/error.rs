@@ -9,6 +9,9 @@ pub enum Error {
     /// No token could be obtained (exit code 1).
     #[error(transparent)]
     Auth(#[from] crate::auth::Error),
+    /// Running the tasks failed (exit code 2 for task config problems, else 1).
+    #[error(transparent)]
+    Run(#[from] crate::runner::Error),
     /// A command whose piece of tapline is not built yet (exit code 1).
     #[error("`tapline {0}` is not available yet in this version")]
     NotAvailable(&'static str),
@@ -19,6 +22,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) => 2,
+            Self::Run(error) => error.exit_code(),
             Self::Auth(_) | Self::NotAvailable(_) => 1,
         }
     }

@@ -8,12 +8,16 @@
 //! - [`config`]: loading and checking the YAML configuration.
 //! - [`auth`]: credential providers and the shared token cache.
 //! - [`session`]: the shared authenticated HTTP session.
+//! - [`runner`]: tasks, schedules, state, shutdown.
 //! - [`tasks`]: the built-in task types.
+//! - [`telemetry`]: logging, metrics and the health server.
 
 pub mod auth;
 pub mod config;
 mod error;
+pub mod runner;
 pub mod session;
 pub mod tasks;
+pub mod telemetry;
 
 pub use error::Error;

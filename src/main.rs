@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tapline::config::{self, Config};
+use tapline::runner::{Registry, Runner};
 
 #[derive(Parser)]
 #[command(
@@ -72,7 +73,16 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), tapline::Error> {
     match command {
-        Command::Run { .. } => Err(tapline::Error::NotAvailable("run")),
+        Command::Run { config, once } => {
+            let config = load(config)?;
+            tapline::telemetry::logging::init(&config.logging);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("the tokio runtime starts");
+            runtime.block_on(Runner::builder(config).once(once).run())?;
+            Ok(())
+        }
         Command::Validate { config, check_auth } => {
             let config = load(config)?;
             println!("config OK: {}", summary(&config));
@@ -123,13 +133,13 @@ fn run(command: Command) -> Result<(), tapline::Error> {
     }
 }
 
+/// Loads the config, checking every task's own keys with the task registry, so that `validate`
+/// and `run` report task option problems like any other config problem (exit code 2).
 fn load(flag: Option<PathBuf>) -> Result<Config, tapline::Error> {
     let path = config::config_path(flag.as_deref());
+    let registry = Registry::with_builtins();
     let options = config::Options {
-        task_types: tapline::tasks::BUILTIN
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        task_types: &registry,
     };
     Ok(config::load(&path, &options)?)
 }

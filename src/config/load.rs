@@ -8,14 +8,36 @@ use super::env::{apply_overrides, substitute};
 use super::error::{Error, Problem};
 use super::locate::Lines;
 use super::path::KeyPath;
+use super::task::TaskConfig;
 use super::{rules, shape, Config};
 
+/// The task types a config may use, and the check of each type's own keys. The runner's
+/// registry implements it; the loader only knows tasks by name.
+pub trait TaskTypes {
+    /// Names that `tasks[].type` may use: the built-in ones plus those registered by a library user.
+    fn names(&self) -> Vec<String>;
+
+    /// Problems in the keys that belong to the task type (`tasks[2].source.url: ...`) of
+    /// `task`, which is `tasks[index]` and of a known type.
+    fn check(&self, index: usize, task: &TaskConfig) -> Vec<Problem>;
+}
+
+/// A plain list of type names, whose tasks' own keys are not checked.
+impl<const N: usize> TaskTypes for [&str; N] {
+    fn names(&self) -> Vec<String> {
+        self.iter().map(|name| name.to_string()).collect()
+    }
+
+    fn check(&self, _: usize, _: &TaskConfig) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
 /// What the loader needs to know beyond the file itself.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// Task type names that `tasks[].type` may use: the built-in ones plus those registered by a
-    /// library user.
-    pub task_types: Vec<String>,
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// The task types `tasks:` may use.
+    pub task_types: &'a dyn TaskTypes,
 }
 
 /// The config file to use: `-c/--config`, else `$TAPLINE_CONFIG`, else `./tapline.yaml`.
@@ -26,7 +48,7 @@ pub fn config_path(flag: Option<&Path>) -> PathBuf {
 }
 
 /// Loads and checks the config at `path`, reporting every problem at once.
-pub fn load(path: &Path, options: &Options) -> Result<Config, Error> {
+pub fn load(path: &Path, options: &Options<'_>) -> Result<Config, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -35,7 +57,7 @@ pub fn load(path: &Path, options: &Options) -> Result<Config, Error> {
 }
 
 /// Checks config text; `path` is only used in messages.
-pub(crate) fn parse(text: &str, path: &Path, options: &Options) -> Result<Config, Error> {
+pub(crate) fn parse(text: &str, path: &Path, options: &Options<'_>) -> Result<Config, Error> {
     let invalid = |mut problems: Vec<Problem>| {
         let lines = Lines::of(text);
         for problem in &mut problems {

@@ -19,7 +19,11 @@ use super::task::{Schedule, TaskConfig};
 
 /// Checks every section of the tree whose shape is sound, so that one run reports the rule
 /// problems of a section even while another section has shape problems.
-pub(crate) fn check(tree: &Value, shape_problems: &[Problem], options: &Options) -> Vec<Problem> {
+pub(crate) fn check(
+    tree: &Value,
+    shape_problems: &[Problem],
+    options: &Options<'_>,
+) -> Vec<Problem> {
     let sound = |path: &KeyPath| {
         let path = path.to_string();
         !shape_problems
@@ -224,9 +228,10 @@ fn session(session: &SessionConfig, out: &mut Vec<Problem>) {
 fn tasks(
     items: &[Value],
     parsed: &[(usize, TaskConfig)],
-    options: &Options,
+    options: &Options<'_>,
     out: &mut Vec<Problem>,
 ) {
+    let known = options.task_types.names();
     let mut names = HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("tasks").index(index);
@@ -238,8 +243,8 @@ fn tasks(
             }
         }
         let task_type = item.get("type").and_then(Value::as_str);
-        if let Some(task_type) = task_type.filter(|t| !options.task_types.iter().any(|k| k == t)) {
-            let known = options.task_types.join(", ");
+        if let Some(task_type) = task_type.filter(|t| !known.iter().any(|k| k == t)) {
+            let known = known.join(", ");
             out.push(Problem::new(
                 &path.key("type"),
                 format!("unknown task type {task_type:?}; known types: {known}"),
@@ -247,6 +252,9 @@ fn tasks(
         }
     }
     for (index, task) in parsed {
+        if known.contains(&task.task_type) {
+            out.extend(options.task_types.check(*index, task));
+        }
         let schedule = KeyPath::root().key("tasks").index(*index).key("schedule");
         match &task.schedule {
             Schedule::Interval(every) if every.interval.get().is_zero() => {

@@ -35,7 +35,7 @@ fn assert_invalid(run: &Run, expected: &[&str]) {
 #[test]
 fn a_valid_config_prints_a_summary() {
     let run = validate_text(
-        "auth: {type: none}\ntasks:\n  - {name: a, type: http-poll, schedule: {interval: 30s}}\n",
+        "auth: {type: none}\ntasks:\n  - {name: a, type: file, schedule: {interval: 30s}, source: {path: \"data/*.jsonl\"}, sink: {type: stdout}}\n",
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.trim(), "config OK: auth type none, 1 task");
@@ -92,7 +92,7 @@ fn unknown_auth_and_task_types_list_the_known_ones() {
         &run,
         &[
             "auth.type: unknown type \"oauth\"; known types: client-secret, certificate, kognic, token, none",
-            "line 4: tasks[0].type: unknown task type \"ftp-poll\"; known types: http-poll",
+            "line 4: tasks[0].type: unknown task type \"ftp-poll\"; known types: file, http-poll",
         ],
     );
 }
@@ -173,7 +173,8 @@ fn every_problem_is_reported_in_one_run() {
     assert_invalid(
         &run,
         &[
-            "has 5 problems",
+            "has 6 problems",
+            "line 9: tasks[0]: missing field `source`",
             "auth.client-id: missing",
             "line 4: auth.clientid: unknown key \"clientid\"; did you mean \"client-id\"?",
             "line 7: session.timeout: invalid duration \"5 minutes\"",
@@ -295,7 +296,9 @@ fn secrets_never_appear_in_debug_output() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
-    let options = tapline::config::Options { task_types: vec![] };
+    let options = tapline::config::Options {
+        task_types: &["http-poll"],
+    };
     for text in [
         format!("auth: {{type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: {SECRET}}}\n"),
         format!("auth: {{type: token, token: {SECRET}}}\n"),

@@ -4,4 +4,7 @@
 mod auth;
 mod config;
 mod harness;
+mod http_poll;
+mod process;
+mod runner;
 mod token_cli;

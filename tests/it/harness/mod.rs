@@ -7,6 +7,8 @@ pub mod cert;
 pub mod cli;
 pub mod idp;
 pub mod jwt;
+pub mod loopback;
+pub mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,306 @@
+//! The state store: one JSON file that keeps what tasks must remember between runs (cursors,
+//! file offsets), one namespace per task.
+//!
+//! Why one file, rewritten whole: state is small, and a single atomic rename is the simplest way to
+//! never leave half a write behind. The file is written to a temporary file in the same directory,
+//! fsynced, renamed over the old one, and the directory is fsynced, so a crash at any moment leaves
+//! either the old or the new content. A file that exists but cannot be read or parsed stops the
+//! process: replacing it would silently lose every cursor.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Reading, parsing or writing the state file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file exists but cannot be read.
+    #[error("cannot read the state file {path}; fix its permissions or move it away (tapline never replaces it)")]
+    Unreadable {
+        /// The state file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not the JSON tapline writes.
+    #[error("the state file {path} is corrupt ({reason}); restore it from a backup or move it away to start over (tapline never replaces it)")]
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Saving failed.
+    #[error("cannot save the state file {path}")]
+    Write {
+        /// The state file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value could not be converted to or from JSON.
+    #[error("state value {key:?} of task {task:?} does not have the expected shape")]
+    Value {
+        /// The task namespace.
+        task: String,
+        /// The key.
+        key: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The process's state file: load once at start, then [`StateHandle`]s read and write it in
+/// memory and [`StateStore::save_if_changed`] writes it out.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    tasks: Mutex<Map<String, Value>>,
+    changed: AtomicBool,
+    // Serialises writers so two saves never race on the temporary file.
+    save: Mutex<()>,
+}
+
+const VERSION: u64 = 1;
+
+impl StateStore {
+    /// Opens the state at `path`: empty when the file does not exist yet, an error when it exists
+    /// but cannot be read or is not valid state.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StateError> {
+        let path = path.into();
+        let tasks = match fs::read(&path) {
+            Ok(bytes) => parse(&path, &bytes)?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Map::new(),
+            Err(source) => return Err(StateError::Unreadable { path, source }),
+        };
+        Ok(Self::with(path, tasks))
+    }
+
+    /// A store that starts empty and is saved to `path` (which it does not read).
+    pub fn empty(path: impl Into<PathBuf>) -> Self {
+        Self::with(path.into(), Map::new())
+    }
+
+    fn with(path: PathBuf, tasks: Map<String, Value>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                tasks: Mutex::new(tasks),
+                changed: AtomicBool::new(false),
+                save: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// A handle on the namespace of task `task`.
+    pub fn handle(&self, task: &str) -> StateHandle {
+        StateHandle {
+            store: self.clone(),
+            task: task.into(),
+        }
+    }
+
+    /// Whether something changed since the last save.
+    pub fn is_changed(&self) -> bool {
+        self.inner.changed.load(Ordering::Acquire)
+    }
+
+    /// Saves the state if it changed since the last save. Blocking file I/O: call it from
+    /// `spawn_blocking` in async code.
+    pub fn save_if_changed(&self) -> Result<(), StateError> {
+        let _writer = self.inner.save.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.inner.changed.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let document = {
+            let tasks = self.lock();
+            serde_json::json!({"version": VERSION, "tasks": Value::Object(tasks.clone())})
+        };
+        let bytes = serde_json::to_vec_pretty(&document).expect("state is plain JSON");
+        write_atomically(&self.inner.path, &bytes).map_err(|source| {
+            self.inner.changed.store(true, Ordering::Release);
+            StateError::Write {
+                path: self.inner.path.clone(),
+                source,
+            }
+        })
+    }
+
+    /// [`Self::save_if_changed`] off the async worker threads.
+    pub async fn save(&self) -> Result<(), StateError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.save_if_changed())
+            .await
+            .expect("saving the state does not panic")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map<String, Value>> {
+        self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>, StateError> {
+    let corrupt = |reason: String| StateError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let document: Value =
+        serde_json::from_slice(bytes).map_err(|error| corrupt(format!("not JSON: {error}")))?;
+    match document.get("version").and_then(Value::as_u64) {
+        Some(VERSION) => {}
+        Some(other) => return Err(corrupt(format!("unknown version {other}"))),
+        None => return Err(corrupt("no \"version\"".into())),
+    }
+    match document.get("tasks") {
+        Some(Value::Object(tasks)) => Ok(tasks.clone()),
+        _ => Err(corrupt("no \"tasks\" object".into())),
+    }
+}
+
+/// Temporary file in the same directory, fsync, rename, fsync the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, path)?;
+    File::open(&dir)?.sync_all()
+}
+
+/// One task's namespace in the [`StateStore`].
+#[derive(Clone, Debug)]
+pub struct StateHandle {
+    store: StateStore,
+    task: Arc<str>,
+}
+
+impl StateHandle {
+    /// The value under `key`, or `None` when nothing was saved yet.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StateError> {
+        let tasks = self.store.lock();
+        let Some(value) = tasks.get(&*self.task).and_then(|ns| ns.get(key)) else {
+            return Ok(None);
+        };
+        T::deserialize(value)
+            .map(Some)
+            .map_err(|source| self.value_error(key, source))
+    }
+
+    /// Sets `key` to `value`; the store is saved after the run (or at shutdown).
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        let value = serde_json::to_value(value).map_err(|source| self.value_error(key, source))?;
+        let mut tasks = self.store.lock();
+        let namespace = tasks
+            .entry(self.task.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !namespace.is_object() {
+            *namespace = Value::Object(Map::new());
+        }
+        let map = namespace.as_object_mut().expect("made an object above");
+        if map.get(key) != Some(&value) {
+            map.insert(key.to_string(), value);
+            self.store.inner.changed.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &str) {
+        let mut tasks = self.store.lock();
+        if let Some(Value::Object(map)) = tasks.get_mut(&*self.task) {
+            if map.remove(key).is_some() {
+                self.store.inner.changed.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    fn value_error(&self, key: &str, source: serde_json::Error) -> StateError {
+        StateError::Value {
+            task: self.task.to_string(),
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_keeps_namespaces_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        let store = StateStore::open(&path).unwrap();
+        store.handle("a").set("cursor", "c1").unwrap();
+        store.handle("b").set("cursor", &7).unwrap();
+        assert!(store.is_changed());
+        store.save_if_changed().unwrap();
+        assert!(!store.is_changed());
+        let again = StateStore::open(&path).unwrap();
+        assert_eq!(
+            again
+                .handle("a")
+                .get::<String>("cursor")
+                .unwrap()
+                .as_deref(),
+            Some("c1")
+        );
+        assert_eq!(again.handle("b").get::<u64>("cursor").unwrap(), Some(7));
+        assert_eq!(again.handle("c").get::<u64>("cursor").unwrap(), None);
+    }
+
+    #[test]
+    fn setting_the_same_value_is_not_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path().join("s.json")).unwrap();
+        store.handle("a").set("k", &1).unwrap();
+        store.save_if_changed().unwrap();
+        store.handle("a").set("k", &1).unwrap();
+        assert!(!store.is_changed());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        fs::write(&path, b"{\"version\": 1, \"tasks\": {").unwrap();
+        let error = StateStore::open(&path).unwrap_err();
+        assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
+        assert!(error.to_string().contains("never replaces"));
+        assert_eq!(fs::read(&path).unwrap(), b"{\"version\": 1, \"tasks\": {");
+    }
+}

@@ -1,0 +1,229 @@
+//! Drives one task along its schedule: spawns each run, catches panics, skips a run whose
+//! predecessor is still going, restarts continuous tasks with backoff, counts every outcome and
+//! saves the state after each run that changed it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::schedule::{Backoff, Schedule};
+use super::state::StateStore;
+use super::task::{Task, TaskContext, TaskError};
+use crate::session::Session;
+
+/// How a run ended; the `result` label of `tapline_task_runs_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The run returned `Ok`.
+    Success,
+    /// The run returned an error.
+    Failure,
+    /// The run panicked.
+    Panic,
+    /// The run stopped because of shutdown.
+    Cancelled,
+    /// The run was not started because the previous one was still going.
+    Skipped,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Panic => "panic",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// Whether this counts as a failed run (for `--once` and startup tasks).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failure | Self::Panic)
+    }
+}
+
+/// One task and what its runs need.
+pub(crate) struct Supervisor {
+    pub(crate) name: Arc<str>,
+    pub(crate) task: Arc<dyn Task>,
+    pub(crate) session: Session,
+    pub(crate) state: StateStore,
+    pub(crate) shutdown: super::Shutdown,
+    pub(crate) tracker: TaskTracker,
+    running: AtomicBool,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        name: &str,
+        task: Arc<dyn Task>,
+        session: &Session,
+        state: &StateStore,
+        shutdown: &super::Shutdown,
+        tracker: &TaskTracker,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            task,
+            session: session.for_task(name),
+            state: state.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            running: AtomicBool::new(false),
+        })
+    }
+
+    /// Starts a run unless one is still going (then counts it as skipped and returns `None`).
+    pub(crate) fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<Outcome>> {
+        if self.running.swap(true, Ordering::AcqRel) {
+            tracing::warn!(task = %self.name, "previous run still going; skipping this one");
+            count(&self.name, Outcome::Skipped);
+            return None;
+        }
+        let this = self.clone();
+        Some(self.tracker.spawn(async move {
+            let outcome = this.run().await;
+            this.running.store(false, Ordering::Release);
+            outcome
+        }))
+    }
+
+    /// Runs once now and waits for the outcome.
+    pub(crate) async fn run_now(self: &Arc<Self>) -> Outcome {
+        match self.start() {
+            Some(handle) => handle.await.unwrap_or(Outcome::Panic),
+            None => Outcome::Skipped,
+        }
+    }
+
+    async fn run(&self) -> Outcome {
+        let span = tracing::info_span!("task", task = %self.name);
+        let ctx = TaskContext {
+            name: self.name.clone(),
+            session: self.session.clone(),
+            cancel: self.shutdown.token(),
+            state: self.state.handle(&self.name),
+            span: span.clone(),
+        };
+        let task = self.task.clone();
+        let started = Instant::now();
+        // Its own tokio task, so that a panic ends up as a JoinError instead of unwinding here.
+        let joined =
+            tokio::spawn(async move { task.run(ctx).await }.instrument(span.clone())).await;
+        let elapsed = started.elapsed();
+        let outcome = match joined {
+            Ok(Ok(())) => Outcome::Success,
+            Ok(Err(TaskError::Cancelled)) => Outcome::Cancelled,
+            Ok(Err(error)) => {
+                let chain = error_chain(&error);
+                span.in_scope(|| tracing::error!(error = %chain, "run failed"));
+                Outcome::Failure
+            }
+            Err(error) if error.is_panic() => {
+                let payload = error.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic".into());
+                span.in_scope(|| tracing::error!(panic = %message, "run panicked"));
+                Outcome::Panic
+            }
+            Err(_) => Outcome::Cancelled,
+        };
+        metrics::histogram!("tapline_task_run_duration_seconds", "task" => self.name.to_string())
+            .record(elapsed.as_secs_f64());
+        count(&self.name, outcome);
+        if outcome == Outcome::Success {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            metrics::gauge!("tapline_task_last_success_timestamp_seconds", "task" => self.name.to_string())
+                .set(now.as_secs_f64());
+        }
+        span.in_scope(|| {
+            tracing::debug!(
+                result = outcome.label(),
+                seconds = elapsed.as_secs_f64(),
+                "run ended"
+            )
+        });
+        if self.state.is_changed() {
+            if let Err(error) = self.state.save().await {
+                tracing::error!(task = %self.name, error = %error_chain(&error), "saving the state failed");
+            }
+        }
+        outcome
+    }
+
+    /// Runs the task along `schedule` until shutdown. Startup tasks are not driven here.
+    pub(crate) async fn drive(self: Arc<Self>, schedule: Schedule) {
+        match schedule {
+            Schedule::Startup => {}
+            Schedule::Continuous => self.drive_continuous().await,
+            Schedule::Interval { first, every } => {
+                let start = tokio::time::Instant::now() + first;
+                let mut ticks =
+                    tokio::time::interval_at(start, every.max(Duration::from_millis(1)));
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                loop {
+                    tokio::select! {
+                        _ = self.shutdown.wait() => return,
+                        _ = ticks.tick() => { self.start(); }
+                    }
+                }
+            }
+            Schedule::Cron(cron) => loop {
+                let Some(wait) = Schedule::until_next_cron(&cron) else {
+                    tracing::warn!(task = %self.name, "the cron expression has no next time; the task will not run again");
+                    return;
+                };
+                tokio::select! {
+                    _ = self.shutdown.wait() => return,
+                    _ = tokio::time::sleep(wait) => { self.start(); }
+                }
+                // Never wake twice for the same second.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            },
+        }
+    }
+
+    async fn drive_continuous(self: Arc<Self>) {
+        let mut backoff = Backoff::default();
+        while !self.shutdown.is_triggered() {
+            let started = Instant::now();
+            let outcome = self.run_now().await;
+            if self.shutdown.is_triggered() {
+                return;
+            }
+            let delay = backoff.delay(started.elapsed());
+            tracing::info!(task = %self.name, result = outcome.label(), delay_seconds = delay.as_secs_f64(), "continuous task ended; restarting after a delay");
+            tokio::select! {
+                _ = self.shutdown.wait() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+}
+
+fn count(task: &str, outcome: Outcome) {
+    metrics::counter!("tapline_task_runs_total", "task" => task.to_string(), "result" => outcome.label())
+        .increment(1);
+}
+
+/// `error: cause: cause`, for one log field.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,139 @@
+//! What an extractor is: the [`Task`] trait, and the [`TaskContext`] each run is handed.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::state::{StateError, StateHandle};
+use crate::session::Session;
+
+/// An extractor task. [`Task::run`] is called once per scheduled run (for `continuous` tasks, it
+/// runs for as long as it goes on and is started again when it returns).
+///
+/// A run should watch [`TaskContext::cancelled`] at its await points: at shutdown the token is
+/// cancelled and the runner waits only for `shutdown.grace-period`.
+#[async_trait::async_trait]
+pub trait Task: Send + Sync + 'static {
+    /// One run. Return an error to have the run counted and logged as failed; the other tasks
+    /// go on either way.
+    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError>;
+}
+
+/// A run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// A request through the session failed.
+    #[error(transparent)]
+    Session(#[from] crate::session::Error),
+    /// Reading or writing the task's state failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The run stopped because the process is shutting down.
+    #[error("cancelled by shutdown")]
+    Cancelled,
+    /// Anything else, with what was being done.
+    #[error("{context}")]
+    Failed {
+        /// What failed, worded for the operator.
+        context: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl TaskError {
+    /// A failure described by `message`.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self::Failed {
+            context: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure while doing `context`, caused by `source`.
+    pub fn with(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Failed {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Everything a run may use; no globals.
+#[derive(Clone, Debug)]
+pub struct TaskContext {
+    pub(crate) name: Arc<str>,
+    pub(crate) session: Session,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) state: StateHandle,
+    pub(crate) span: tracing::Span,
+}
+
+impl TaskContext {
+    /// Builds a context by hand, for testing a task outside the runner.
+    pub fn new(
+        name: &str,
+        session: &Session,
+        state: StateHandle,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            session: session.for_task(name),
+            cancel,
+            state,
+            span: tracing::info_span!("task", task = name),
+        }
+    }
+
+    /// The task's name from the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The shared session, labelling requests with this task's name.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The task's own namespace of the state store. Values set here are saved after the run.
+    pub fn state(&self) -> &StateHandle {
+        &self.state
+    }
+
+    /// Cancelled when the process shuts down.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Whether the process is shutting down.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the process starts shutting down.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// The run's tracing span (field `task`); events inside the run are already in it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Reports `count` records read from the source (`tapline_task_records_extracted_total`).
+    pub fn records_extracted(&self, count: u64) {
+        metrics::counter!("tapline_task_records_extracted_total", "task" => self.name.to_string())
+            .increment(count);
+    }
+
+    /// Reports `count` records delivered to the sink (`tapline_task_records_delivered_total`).
+    pub fn records_delivered(&self, count: u64) {
+        metrics::counter!("tapline_task_records_delivered_total", "task" => self.name.to_string())
+            .increment(count);
+    }
+}
