@@ -1,9 +1,13 @@
-//! What the integration tests share: the real identity provider, the CLI, unique names.
+//! What the integration tests share: the real identity provider, a fault-injecting API, the CLI,
+//! unique names.
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cli;
 pub mod idp;
+pub mod idp_source;
+pub mod logs;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
