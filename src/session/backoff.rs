@@ -90,7 +90,15 @@ mod tests {
         let ceilings: Vec<_> = (0..7).map(|n| backoff.ceiling(n)).collect();
         assert_eq!(
             ceilings,
-            [50 * MS, 100 * MS, 200 * MS, 400 * MS, 800 * MS, 1000 * MS, 1000 * MS]
+            [
+                50 * MS,
+                100 * MS,
+                200 * MS,
+                400 * MS,
+                800 * MS,
+                1000 * MS,
+                1000 * MS
+            ]
         );
         assert_eq!(backoff.ceiling(u32::MAX), 1000 * MS);
     }
@@ -103,7 +111,10 @@ mod tests {
             let samples: Vec<_> = (0..500).map(|_| backoff.delay(retry, &mut rng)).collect();
             let ceiling = backoff.ceiling(retry);
             assert!(samples.iter().all(|d| *d <= ceiling));
-            assert!(samples.iter().any(|d| *d < ceiling / 4), "full jitter reaches low");
+            assert!(
+                samples.iter().any(|d| *d < ceiling / 4),
+                "full jitter reaches low"
+            );
             assert!(samples.iter().any(|d| *d > ceiling * 3 / 4), "and high");
         }
     }
@@ -113,7 +124,12 @@ mod tests {
         let backoff = Backoff::new(100 * MS, 60_000 * MS);
         let mut rng = StdRng::seed_from_u64(11);
         let means: Vec<Duration> = (0..5)
-            .map(|retry| (0..400).map(|_| backoff.delay(retry, &mut rng)).sum::<Duration>() / 400)
+            .map(|retry| {
+                (0..400)
+                    .map(|_| backoff.delay(retry, &mut rng))
+                    .sum::<Duration>()
+                    / 400
+            })
             .collect();
         assert!(means.windows(2).all(|w| w[0] < w[1]), "{means:?}");
     }

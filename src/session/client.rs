@@ -65,7 +65,10 @@ mod tests {
             .headers
             .insert("x-team".into(), "bad\nvalue-secret".into());
         let error = build(&config).unwrap_err().to_string();
-        assert_eq!(error, "session.headers.x-team: not a valid HTTP header name or value");
+        assert_eq!(
+            error,
+            "session.headers.x-team: not a valid HTTP header name or value"
+        );
     }
 
     #[test]
@@ -83,7 +86,10 @@ mod tests {
             ca_bundle: Some(dir.join("missing.pem")),
             ..SessionConfig::default()
         };
-        assert!(matches!(build(&config), Err(Error::CaBundleUnreadable { .. })));
+        assert!(matches!(
+            build(&config),
+            Err(Error::CaBundleUnreadable { .. })
+        ));
     }
 
     #[test]

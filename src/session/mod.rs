@@ -49,13 +49,13 @@ mod limit;
 mod request;
 mod retry;
 pub mod retry_after;
-mod session;
+mod send;
 
 pub use backoff::{Backoff, Delays};
 pub use client::USER_AGENT;
 pub use error::Error;
 pub use request::RequestBuilder;
 pub use retry::{Decision, GiveUp, Outcome, Progress, Reason, RetryPolicy, Wait};
-pub use session::Session;
+pub use send::Session;
 
 use error::BODY_EXCERPT_BYTES;

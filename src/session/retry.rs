@@ -138,10 +138,7 @@ impl RetryPolicy {
                 .filter_map(|code| StatusCode::from_u16(*code).ok())
                 .collect(),
             backoff: Backoff::new(config.initial_backoff.get(), config.max_backoff.get()),
-            max_retry_after: config
-                .max_retry_after
-                .unwrap_or(config.max_backoff)
-                .get(),
+            max_retry_after: config.max_retry_after.unwrap_or(config.max_backoff).get(),
         }
     }
 
@@ -271,10 +268,12 @@ mod tests {
 
     #[test]
     fn separate_retry_after_cap() {
-        let mut config = RetryConfig::default();
-        config.max_backoff = ConfigDuration::from_secs(1);
-        config.initial_backoff = ConfigDuration::from_millis(10);
-        config.max_retry_after = Some(ConfigDuration::from_secs(120));
+        let config = RetryConfig {
+            max_backoff: ConfigDuration::from_secs(1),
+            initial_backoff: ConfigDuration::from_millis(10),
+            max_retry_after: Some(ConfigDuration::from_secs(120)),
+            ..RetryConfig::default()
+        };
         let outcome = Outcome::Response {
             status: StatusCode::SERVICE_UNAVAILABLE,
             retry_after: Some(Duration::from_secs(90)),

@@ -236,9 +236,7 @@ async fn respond(shared: &Shared, at: Instant, request: Request) -> Response {
     let revoked = authorization
         .as_ref()
         .is_some_and(|value| shared.revoked.lock().unwrap().contains(value));
-    if revoked
-        || *shared.always_unauthorized.lock().unwrap()
-        || matches!(token_check, Some(Err(_)))
+    if revoked || *shared.always_unauthorized.lock().unwrap() || matches!(token_check, Some(Err(_)))
     {
         return (StatusCode::UNAUTHORIZED, r#"{"error":"invalid_token"}"#).into_response();
     }
@@ -257,10 +255,9 @@ async fn respond(shared: &Shared, at: Instant, request: Request) -> Response {
     }
     let mut response = Response::new(Body::from(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("a valid status");
-    response.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     for (name, value) in reply.headers {
         response.headers_mut().insert(
             HeaderName::from_bytes(name.as_bytes()).expect("a header name"),

@@ -1,4 +1,4 @@
-//! [`Session`]: the handle tasks hold, and the send loop that carries out the retry policy.
+//! [`Session`], the handle tasks hold, and its send loop, which carries out the retry policy.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -24,6 +24,8 @@ use crate::config::SessionConfig;
 pub struct Session {
     shared: Arc<Shared>,
     task: Option<Arc<str>>,
+    /// The `task` label of metrics: the task, or empty.
+    label: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -52,14 +54,17 @@ impl Session {
                 limit: InFlightLimit::new(config.max_in_flight),
             }),
             task: None,
+            label: Arc::from(""),
         })
     }
 
     /// The same session, labelling its requests' metrics and logs with `task`.
     pub fn for_task(&self, task: &str) -> Self {
+        let task: Arc<str> = task.into();
         Self {
             shared: self.shared.clone(),
-            task: Some(task.into()),
+            task: Some(task.clone()),
+            label: task,
         }
     }
 
@@ -129,7 +134,7 @@ impl Session {
 
     async fn send_loop(&self, mut request: Prepared) -> Result<Response, Error> {
         let shared = &*self.shared;
-        let task = self.task.as_deref().unwrap_or("");
+        let task = &self.label;
         let mut delays = shared.policy.backoff().build();
         let mut progress = Progress {
             replayable: request.body.replayable(),
@@ -172,7 +177,7 @@ impl Session {
                 task,
                 method: &request.method,
                 attempt,
-                status: &status_label(&outcome),
+                outcome: &outcome,
                 elapsed,
             }
             .emit();
@@ -211,16 +216,6 @@ impl Session {
                 }
             }
         }
-    }
-}
-
-/// The `status` label: the code, or what happened instead of a response.
-fn status_label(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Response { status, .. } => status.as_u16().to_string(),
-        Outcome::Timeout => "timeout".into(),
-        Outcome::Connect => "connect".into(),
-        Outcome::Transport => "transport".into(),
     }
 }
 
