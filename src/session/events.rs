@@ -37,7 +37,7 @@ impl AttemptFinished<'_> {
         tracing::debug!(
             attempt = self.attempt,
             status,
-            duration_ms = self.elapsed.as_secs_f64() * 1000.0,
+            duration = ?self.elapsed,
             "attempt finished"
         );
     }

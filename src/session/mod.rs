@@ -5,7 +5,8 @@
 //! starving the others or flooding the API.
 //!
 //! What a request goes through ([`RequestBuilder::send`]):
-//! 1. wait for a slot under `max-in-flight` ([`limit`](self) is a FIFO semaphore);
+//! 1. wait for a slot under `max-in-flight` (a semaphore shared by all tasks, first come first
+//!    served);
 //! 2. take the token that is current *now* from [`Credentials`](crate::auth::Credentials), so a
 //!    retry after a refresh carries the new token;
 //! 3. send; then ask [`RetryPolicy`] what the outcome means ([`Decision`]):

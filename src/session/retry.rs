@@ -47,6 +47,9 @@ pub struct Progress {
     pub refreshed: bool,
     /// Whether the body can be sent again (false for a stream).
     pub replayable: bool,
+    /// Whether the attempt carried a token (false with `auth.type: none`, where a 401 has no
+    /// token to refresh).
+    pub authenticated: bool,
 }
 
 /// How long to wait before the next attempt.
@@ -154,7 +157,9 @@ impl RetryPolicy {
                 return Decision::Done
             }
             Outcome::Response { status, .. } if status == StatusCode::UNAUTHORIZED => {
-                return if progress.refreshed {
+                return if !progress.authenticated {
+                    Decision::GiveUp(GiveUp::NotRetryable)
+                } else if progress.refreshed {
                     Decision::GiveUp(GiveUp::RejectedAfterRefresh)
                 } else if !progress.replayable {
                     Decision::GiveUp(GiveUp::NotReplayable)
@@ -212,6 +217,7 @@ mod tests {
     fn fresh() -> Progress {
         Progress {
             replayable: true,
+            authenticated: true,
             ..Progress::default()
         }
     }
@@ -320,8 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn unauthorized_without_a_token_is_final() {
+        let anonymous = Progress {
+            authenticated: false,
+            ..fresh()
+        };
+        assert_eq!(
+            policy(3).decide(&status(401), &anonymous),
+            Decision::GiveUp(GiveUp::NotRetryable)
+        );
+    }
+
+    #[test]
     fn a_stream_body_is_never_resent() {
-        let stream = Progress::default();
+        let stream = Progress {
+            authenticated: true,
+            ..Progress::default()
+        };
         assert_eq!(
             policy(3).decide(&status(503), &stream),
             Decision::GiveUp(GiveUp::NotReplayable)

@@ -182,6 +182,7 @@ impl Session {
             }
             .emit();
 
+            progress.authenticated = token.is_some();
             match shared.policy.decide(&outcome, &progress) {
                 Decision::Done => {
                     let Ok(response) = result else {

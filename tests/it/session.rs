@@ -522,6 +522,13 @@ async fn the_trace_log_holds_neither_the_client_secret_nor_any_token() {
         "the session's events are in it"
     );
     assert!(
+        text.contains("reqwest::"),
+        "the HTTP client's own `log` records are in it"
+    );
+    if let Ok(path) = std::env::var("TAPLINE_TEST_LOG_DUMP") {
+        std::fs::write(path, &text).unwrap();
+    }
+    assert!(
         !text.contains(&client.secret),
         "the client secret leaked into the log"
     );
@@ -548,4 +555,47 @@ async fn the_trace_log_holds_neither_the_client_secret_nor_any_token() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn attempts_and_retries_are_counted_per_task() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The recorder of this thread only; the test runs on a current-thread runtime.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let api = Api::start().await;
+    api.script("/counted", [Reply::status(503), Reply::status(429)]);
+    let session = anonymous(&api).for_task("metered");
+
+    session.get("counted").send().await.unwrap();
+
+    let text = handle.render();
+    for line in [
+        r#"tapline_http_requests_total{task="metered",method="GET",status="503"} 1"#,
+        r#"tapline_http_requests_total{task="metered",method="GET",status="429"} 1"#,
+        r#"tapline_http_requests_total{task="metered",method="GET",status="200"} 1"#,
+        r#"tapline_http_retries_total{task="metered",reason="503"} 1"#,
+        r#"tapline_http_retries_total{task="metered",reason="429"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    assert!(
+        text.contains("tapline_http_request_duration_seconds"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_without_authentication_is_not_resent() {
+    let api = Api::start().await;
+    api.always_unauthorized();
+
+    let error = anonymous(&api).get("items").send().await.unwrap_err();
+
+    assert_eq!(error.status(), Some(StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        api.requests_to("/items").len(),
+        1,
+        "no token to refresh, so no resend"
+    );
 }
