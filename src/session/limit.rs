@@ -1,9 +1,10 @@
 //! `max-in-flight`: one semaphore shared by every task's requests.
 //!
 //! Tokio's semaphore hands out permits in the order they were asked for, so a busy task cannot
-//! starve a quiet one: each waits its turn. A permit is held for one attempt (until the response
-//! head arrives or the attempt fails), never across a backoff sleep, so a request waiting to
-//! retry does not hold a slot.
+//! starve a quiet one: each waits its turn. A permit is held for one attempt, from taking the
+//! token until the response head arrives or the attempt fails, and never across a backoff sleep,
+//! so a request waiting to retry does not hold a slot. Reading the body happens after the permit
+//! is returned.
 
 use std::sync::Arc;
 

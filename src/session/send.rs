@@ -143,6 +143,9 @@ impl Session {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            // The slot first, then the token: a request that waited for a slot must not carry a
+            // token that expired meanwhile.
+            let permit = shared.limit.acquire().await;
             // The token is looked up at every attempt: a retry after a refresh carries the new one.
             let token = shared.credentials.token().await?;
             let mut outgoing = reqwest::Request::new(request.method.clone(), request.url.clone());
@@ -155,7 +158,6 @@ impl Session {
             *outgoing.body_mut() = request.body.for_attempt();
             *outgoing.timeout_mut() = request.timeout;
 
-            let permit = shared.limit.acquire().await;
             let started = Instant::now();
             let result = shared.client.execute(outgoing).await;
             let elapsed = started.elapsed();
