@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use tapline::config::{self, Config};
 
 #[derive(Parser)]
-#[command(
-    name = "tapline",
-    version,
-    about = "Configuration-driven extractor framework"
-)]
+#[command(name = "tapline", version, about = "Configuration-driven extractor framework")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,10 +78,7 @@ fn run(command: Command) -> Result<(), tapline::Error> {
 fn load(flag: Option<PathBuf>) -> Result<Config, tapline::Error> {
     let path = config::config_path(flag.as_deref());
     let options = config::Options {
-        task_types: tapline::tasks::BUILTIN
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        task_types: tapline::tasks::BUILTIN.iter().map(|s| s.to_string()).collect(),
     };
     Ok(config::load(&path, &options)?)
 }

@@ -36,10 +36,7 @@ impl TokenCache {
     /// Drops `token` if it is still the current one.
     pub fn invalidate(&self, token: &AccessToken) {
         let mut current = self.current.lock().expect("not poisoned");
-        if current
-            .as_deref()
-            .is_some_and(|held| std::ptr::eq(held, token))
-        {
+        if current.as_deref().is_some_and(|held| std::ptr::eq(held, token)) {
             *current = None;
         }
     }

@@ -36,9 +36,8 @@ pub struct AccessToken {
 impl AccessToken {
     /// Wraps a fetched token, building its header value (marked sensitive).
     pub fn new(fetched: FetchedToken) -> Result<Self, Error> {
-        let mut header =
-            HeaderValue::from_str(&format!("Bearer {}", fetched.value.expose_secret()))
-                .map_err(|_| Error::InvalidToken)?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {}", fetched.value.expose_secret()))
+            .map_err(|_| Error::InvalidToken)?;
         header.set_sensitive(true);
         Ok(Self {
             value: fetched.value,

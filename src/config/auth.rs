@@ -92,9 +92,9 @@ impl ClientSecretConfig {
     /// The scopes, defaulting to the Cognite cluster's `.default` scope when `cluster` is set.
     pub fn resolved_scopes(&self) -> Scopes {
         match (&self.cluster, self.scopes.is_empty()) {
-            (Some(cluster), true) => {
-                Scopes(vec![format!("https://{cluster}.cognitedata.com/.default")])
-            }
+            (Some(cluster), true) => Scopes(vec![format!(
+                "https://{cluster}.cognitedata.com/.default"
+            )]),
             _ => self.scopes.clone(),
         }
     }

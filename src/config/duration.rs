@@ -58,9 +58,7 @@ impl FromStr for Duration {
         }
         let mut total = std::time::Duration::ZERO;
         while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .ok_or_else(invalid)?;
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
             if digits == 0 {
                 return Err(invalid());
             }
@@ -91,12 +89,7 @@ impl fmt::Display for Duration {
     /// Prints the largest unit that divides the value exactly, so `Display` round-trips.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
-        let units = [
-            (86_400_000, "d"),
-            (3_600_000, "h"),
-            (60_000, "m"),
-            (1_000, "s"),
-        ];
+        let units = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")];
         for (size, unit) in units {
             if millis != 0 && millis % size == 0 {
                 return write!(f, "{}{unit}", millis / size);
@@ -163,10 +156,7 @@ mod tests {
     #[test]
     fn rejects_free_text_and_missing_units() {
         for text in ["", "5 minutes", "30", "s", "1.5s", "-1s", "10x", "1h 30m"] {
-            assert!(
-                text.parse::<Duration>().is_err(),
-                "{text:?} should be rejected"
-            );
+            assert!(text.parse::<Duration>().is_err(), "{text:?} should be rejected");
         }
     }
 

@@ -99,21 +99,14 @@ fn is_variable_name(name: &str) -> bool {
 /// `auth.client-secret` (double underscore between levels, single underscore for a dash).
 pub(crate) fn apply_overrides(tree: Value) -> Result<Value, Problem> {
     let overrides = Env::prefixed(OVERRIDE_PREFIX)
-        .filter(|key| {
-            !NOT_OVERRIDES
-                .iter()
-                .any(|skip| key.as_str().eq_ignore_ascii_case(skip))
-        })
+        .filter(|key| !NOT_OVERRIDES.iter().any(|skip| key.as_str().eq_ignore_ascii_case(skip)))
         .map(|key| key.as_str().replace("__", ".").replace('_', "-").into());
     Figment::from(Serialized::defaults(tree))
         .merge(overrides)
         .extract::<Value>()
         .map_err(|error| {
             // figment's message names the key and the kind of value, never an override's content.
-            let message = format!(
-                "cannot apply {OVERRIDE_PREFIX}* environment overrides: {}",
-                error.kind
-            );
+            let message = format!("cannot apply {OVERRIDE_PREFIX}* environment overrides: {}", error.kind);
             Problem::new(&KeyPath::root(), message)
         })
 }
@@ -132,16 +125,10 @@ mod tests {
 
     #[test]
     fn expands_anywhere_in_a_string() {
-        assert_eq!(
-            expand("https://${HOST}/api", &lookup).unwrap(),
-            "https://example.com/api"
-        );
+        assert_eq!(expand("https://${HOST}/api", &lookup).unwrap(), "https://example.com/api");
         assert_eq!(expand("${MISSING:-fallback}", &lookup).unwrap(), "fallback");
         assert_eq!(expand("${EMPTY:-fallback}", &lookup).unwrap(), "");
-        assert_eq!(
-            expand("cost: $5 and $${HOST}", &lookup).unwrap(),
-            "cost: $5 and ${HOST}"
-        );
+        assert_eq!(expand("cost: $5 and $${HOST}", &lookup).unwrap(), "cost: $5 and ${HOST}");
     }
 
     #[test]

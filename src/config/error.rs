@@ -49,9 +49,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file has nothing in it.
-    #[error(
-        "config file {path} is empty; start from config/quickstart.yaml or config/reference.yaml"
-    )]
+    #[error("config file {path} is empty; start from config/quickstart.yaml or config/reference.yaml")]
     Empty {
         /// The config file.
         path: PathBuf,

@@ -10,6 +10,7 @@ use super::locate::Lines;
 use super::path::KeyPath;
 use super::{rules, shape, Config};
 
+
 /// What the loader needs to know beyond the file itself.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -49,12 +50,7 @@ pub(crate) fn parse(text: &str, path: &Path, options: &Options) -> Result<Config
     };
     let mut tree = yaml(text, path)?;
     let mut problems = Vec::new();
-    substitute(
-        &mut tree,
-        &KeyPath::root(),
-        &|name| std::env::var(name).ok(),
-        &mut problems,
-    );
+    substitute(&mut tree, &KeyPath::root(), &|name| std::env::var(name).ok(), &mut problems);
     let mut tree = match apply_overrides(tree) {
         Ok(tree) => tree,
         Err(problem) => {

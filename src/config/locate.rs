@@ -86,11 +86,7 @@ impl MarkedEventReceiver for Recorder {
                 self.finish_value();
             }
             Event::Scalar(text, ..) => {
-                if let Some(Frame::Map {
-                    path,
-                    key: key @ None,
-                }) = self.stack.last_mut()
-                {
+                if let Some(Frame::Map { path, key: key @ None }) = self.stack.last_mut() {
                     let key_path = path.key(&text);
                     *key = Some(text);
                     self.record(&key_path, mark);
@@ -119,11 +115,7 @@ mod tests {
         assert_eq!(lines.find("tasks[0].schedule.interval"), Some(5));
         assert_eq!(lines.find("tasks[1].name"), Some(6));
         assert_eq!(lines.find("tasks[1].schedule.interval"), Some(8));
-        assert_eq!(
-            lines.find("tasks[1].type"),
-            Some(6),
-            "a missing key points at its item"
-        );
+        assert_eq!(lines.find("tasks[1].type"), Some(6), "a missing key points at its item");
         assert_eq!(lines.find("session.timeout"), None);
     }
 }

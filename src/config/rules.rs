@@ -22,9 +22,7 @@ use super::task::{Schedule, TaskConfig};
 pub(crate) fn check(tree: &Value, shape_problems: &[Problem], options: &Options) -> Vec<Problem> {
     let sound = |path: &KeyPath| {
         let path = path.to_string();
-        !shape_problems
-            .iter()
-            .any(|problem| is_within(&problem.path, &path))
+        !shape_problems.iter().any(|problem| is_within(&problem.path, &path))
     };
     let mut out = Vec::new();
     let root = KeyPath::root();
@@ -34,11 +32,7 @@ pub(crate) fn check(tree: &Value, shape_problems: &[Problem], options: &Options)
     if let Some(config) = section::<SessionConfig>(tree, "session", &sound) {
         session(&config, &mut out);
     }
-    let items = tree
-        .get("tasks")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let items = tree.get("tasks").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let parsed: Vec<(usize, TaskConfig)> = items
         .iter()
         .enumerate()
@@ -134,11 +128,7 @@ fn certificate(config: &CertificateConfig, path: &KeyPath, out: &mut Vec<Problem
         _ => {}
     }
     if let Some(url) = config.resolved_token_url() {
-        let key = if config.token_url.is_some() {
-            "token-url"
-        } else {
-            "authority-url"
-        };
+        let key = if config.token_url.is_some() { "token-url" } else { "authority-url" };
         token_url(&url, &path.key(key), out);
     }
     readable_file(&config.certificate, &path.key("certificate"), out);
@@ -158,10 +148,7 @@ fn kognic(config: &KognicConfig, path: &KeyPath, out: &mut Vec<Problem>) {
     if let Some(file) = &config.credentials {
         readable_file(&expand_home(file), &path.key("credentials"), out);
     }
-    let server = format!(
-        "{}/v1/auth/oauth/token",
-        config.server.trim_end_matches('/')
-    );
+    let server = format!("{}/v1/auth/oauth/token", config.server.trim_end_matches('/'));
     token_url(&server, &path.key("server"), out);
 }
 
@@ -179,28 +166,19 @@ fn session(session: &SessionConfig, out: &mut Vec<Problem>) {
     let path = KeyPath::root().key("session");
     if let Some(base) = &session.base_url {
         if let Err(error) = Url::parse(base) {
-            out.push(Problem::new(
-                &path.key("base-url"),
-                format!("invalid URL: {error}"),
-            ));
+            out.push(Problem::new(&path.key("base-url"), format!("invalid URL: {error}")));
         }
     }
     if let Some(proxy) = &session.proxy {
         if let Err(error) = Url::parse(proxy) {
-            out.push(Problem::new(
-                &path.key("proxy"),
-                format!("invalid URL: {error}"),
-            ));
+            out.push(Problem::new(&path.key("proxy"), format!("invalid URL: {error}")));
         }
     }
     if let Some(bundle) = &session.ca_bundle {
         readable_file(bundle, &path.key("ca-bundle"), out);
     }
     if session.max_in_flight == 0 {
-        out.push(Problem::new(
-            &path.key("max-in-flight"),
-            "must be at least 1",
-        ));
+        out.push(Problem::new(&path.key("max-in-flight"), "must be at least 1"));
     }
     let retries = path.key("retries");
     if session.retries.initial_backoff > session.retries.max_backoff {
@@ -221,12 +199,7 @@ fn session(session: &SessionConfig, out: &mut Vec<Problem>) {
 
 /// Names and types are read from the raw items, so they are checked even in an item whose other
 /// keys have shape problems; schedules only in items that deserialized.
-fn tasks(
-    items: &[Value],
-    parsed: &[(usize, TaskConfig)],
-    options: &Options,
-    out: &mut Vec<Problem>,
-) {
+fn tasks(items: &[Value], parsed: &[(usize, TaskConfig)], options: &Options, out: &mut Vec<Problem>) {
     let mut names = HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("tasks").index(index);
@@ -250,10 +223,7 @@ fn tasks(
         let schedule = KeyPath::root().key("tasks").index(*index).key("schedule");
         match &task.schedule {
             Schedule::Interval(every) if every.interval.get().is_zero() => {
-                out.push(Problem::new(
-                    &schedule.key("interval"),
-                    "must be longer than 0s",
-                ));
+                out.push(Problem::new(&schedule.key("interval"), "must be longer than 0s"));
             }
             Schedule::Cron(cron) => {
                 if let Err(message) = cron.parse() {
@@ -301,10 +271,9 @@ fn secret_pair(
         (None, Some(file)) => {
             let file_path = file_key(path, key);
             match read_secret_file(file) {
-                Ok(value) if is_blank(&value) => out.push(Problem::new(
-                    &file_path,
-                    format!("{} is empty", file.display()),
-                )),
+                Ok(value) if is_blank(&value) => {
+                    out.push(Problem::new(&file_path, format!("{} is empty", file.display())))
+                }
                 Ok(_) => {}
                 Err(error) => out.push(Problem::new(&file_path, io_message(file, &error.source))),
             }
@@ -329,10 +298,7 @@ fn io_message(file: &Path, error: &std::io::Error) -> String {
     match error.kind() {
         std::io::ErrorKind::NotFound => format!("file {} does not exist", file.display()),
         std::io::ErrorKind::PermissionDenied => {
-            format!(
-                "file {} is not readable (permission denied)",
-                file.display()
-            )
+            format!("file {} is not readable (permission denied)", file.display())
         }
         _ => format!("cannot read {}: {error}", file.display()),
     }

@@ -19,10 +19,7 @@ use super::path::KeyPath;
 /// Checks `instance` against `schema` (a root schema with `$defs`), normalising scalars in place.
 pub(crate) fn check(schema: &Value, instance: &mut Value) -> Vec<Problem> {
     let empty = Map::new();
-    let defs = schema
-        .get("$defs")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let defs = schema.get("$defs").and_then(Value::as_object).unwrap_or(&empty);
     let mut problems = Vec::new();
     Walker { defs }.node(schema, instance, &KeyPath::root(), &mut problems);
     problems
@@ -139,11 +136,7 @@ impl<'a> Walker<'a> {
                 let list: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
                 out.push(Problem::new(
                     path,
-                    format!(
-                        "expected one of {}, found {}",
-                        list.join(", "),
-                        short(value)
-                    ),
+                    format!("expected one of {}, found {}", list.join(", "), short(value)),
                 ));
             }
             return;
@@ -192,10 +185,7 @@ impl<'a> Walker<'a> {
         };
         let type_path = path.key("type");
         let Some(tag) = map.get("type").and_then(Value::as_str).map(str::to_owned) else {
-            return out.push(Problem::new(
-                &type_path,
-                format!("missing; one of: {known}"),
-            ));
+            return out.push(Problem::new(&type_path, format!("missing; one of: {known}")));
         };
         match tags.iter().position(|candidate| *candidate == tag) {
             Some(index) => self.node(branches[index], value, path, out),
@@ -297,12 +287,7 @@ fn coerce(value: &mut Value, wanted: &[&str]) {
     }
 }
 
-fn check_bounds(
-    schema: &Value,
-    number: &serde_json::Number,
-    path: &KeyPath,
-    out: &mut Vec<Problem>,
-) {
+fn check_bounds(schema: &Value, number: &serde_json::Number, path: &KeyPath, out: &mut Vec<Problem>) {
     let Some(found) = number.as_f64() else { return };
     if let Some(minimum) = schema.get("minimum").and_then(Value::as_f64) {
         if found < minimum {
@@ -363,28 +348,10 @@ mod tests {
             ],
             "session": {"max-in-flight": "many"},
         }));
-        assert!(
-            found.contains(
-                &"auth.clent-id: unknown key \"clent-id\"; did you mean \"client-id\"?".to_string()
-            ),
-            "{found:?}"
-        );
-        assert!(
-            found.contains(&"auth.client-id: missing".to_string()),
-            "{found:?}"
-        );
-        assert!(
-            found.iter().any(
-                |p| p.starts_with("tasks[1].schedule.interval: invalid duration \"5 minutes\"")
-            ),
-            "{found:?}"
-        );
-        assert!(
-            found.contains(
-                &"session.max-in-flight: expected a whole number, found a string".to_string()
-            ),
-            "{found:?}"
-        );
+        assert!(found.contains(&"auth.clent-id: unknown key \"clent-id\"; did you mean \"client-id\"?".to_string()), "{found:?}");
+        assert!(found.contains(&"auth.client-id: missing".to_string()), "{found:?}");
+        assert!(found.iter().any(|p| p.starts_with("tasks[1].schedule.interval: invalid duration \"5 minutes\"")), "{found:?}");
+        assert!(found.contains(&"session.max-in-flight: expected a whole number, found a string".to_string()), "{found:?}");
         assert_eq!(found.len(), 4, "{found:?}");
     }
 
@@ -396,8 +363,7 @@ mod tests {
 
     #[test]
     fn loose_scalars_are_normalised() {
-        let mut instance =
-            json!({"auth": {"type": "token", "token": 12345}, "session": {"max-in-flight": "8"}});
+        let mut instance = json!({"auth": {"type": "token", "token": 12345}, "session": {"max-in-flight": "8"}});
         assert!(check(&crate::config::schema(), &mut instance).is_empty());
         assert_eq!(instance["auth"]["token"], json!("12345"));
         assert_eq!(instance["session"]["max-in-flight"], json!(8));
@@ -406,18 +372,13 @@ mod tests {
     #[test]
     fn schedule_names_and_shapes() {
         assert!(problems(json!({"auth": {"type": "none"}, "tasks": [{"name": "a", "type": "t", "schedule": "continuous"}]})).is_empty());
-        let found = problems(
-            json!({"auth": {"type": "none"}, "tasks": [{"name": "a", "type": "t", "schedule": "continous"}]}),
-        );
+        let found = problems(json!({"auth": {"type": "none"}, "tasks": [{"name": "a", "type": "t", "schedule": "continous"}]}));
         assert_eq!(found, ["tasks[0].schedule: expected one of \"continuous\", \"startup\", found \"continous\""]);
     }
 
     #[test]
     fn wrong_type_of_a_secret_does_not_echo_it() {
         let found = problems(json!({"auth": {"type": "token", "token": ["hunter2"]}}));
-        assert_eq!(
-            found,
-            ["auth.token: expected a string or nothing, found a list"]
-        );
+        assert_eq!(found, ["auth.token: expected a string or nothing, found a list"]);
     }
 }

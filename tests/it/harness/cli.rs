@@ -31,11 +31,7 @@ pub fn tapline() -> Command {
 
 /// Runs `command` to completion.
 pub fn run(command: &mut Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("tapline binary runs");
+    let Output { status, stdout, stderr } = command.output().expect("tapline binary runs");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

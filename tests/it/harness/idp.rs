@@ -63,10 +63,7 @@ fn start() -> Idp {
     let ready: Value = serde_json::from_str(&line)
         .unwrap_or_else(|_| panic!("identity provider did not start; it printed {line:?}"));
     Idp {
-        base: ready["issuer"]
-            .as_str()
-            .expect("issuer in ready line")
-            .to_string(),
+        base: ready["issuer"].as_str().expect("issuer in ready line").to_string(),
         _process: Mutex::new((child, stdin)),
     }
 }
@@ -99,11 +96,7 @@ impl Idp {
             .send()
             .await
             .expect("admin route answers");
-        assert!(
-            response.status().is_success(),
-            "registering {metadata} failed: {}",
-            response.text().await.unwrap_or_default()
-        );
+        assert!(response.status().is_success(), "registering {metadata} failed: {}", response.text().await.unwrap_or_default());
     }
 
     /// Registers a client_secret_post (`basic = false`) or client_secret_basic client whose tokens
@@ -113,11 +106,7 @@ impl Idp {
             id: super::unique("client"),
             secret: super::unique("secret-Xq9"),
         };
-        let method = if basic {
-            "client_secret_basic"
-        } else {
-            "client_secret_post"
-        };
+        let method = if basic { "client_secret_basic" } else { "client_secret_post" };
         self.register(json!({
             "client_id": client.id,
             "client_secret": client.secret,

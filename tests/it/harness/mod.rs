@@ -1,5 +1,4 @@
-//! What the integration tests share: the real identity provider, a fault-injecting API, the CLI,
-//! unique names.
+//! What the integration tests share: the real identity provider, the CLI, unique names.
 
 #![allow(dead_code)]
 
@@ -14,9 +13,5 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// A name no other test in this run uses, for client ids and fault keys.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
