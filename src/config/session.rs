@@ -60,9 +60,14 @@ pub struct RetryConfig {
     /// Upper bound of the first backoff (full jitter).
     #[serde(default = "default_initial_backoff")]
     pub initial_backoff: Duration,
-    /// Upper bound of any backoff, including a server's `Retry-After`.
+    /// Upper bound of the computed (jittered, exponential) backoff.
     #[serde(default = "default_max_backoff")]
     pub max_backoff: Duration,
+    /// Upper bound of a wait asked for by the server's `Retry-After` header; longer requests are
+    /// shortened to this. Unset: `max-backoff`. Rate-limiting APIs often ask for a minute or
+    /// more, longer than a sensible jittered backoff, so this is a separate knob.
+    #[serde(default)]
+    pub max_retry_after: Option<Duration>,
     /// Response statuses that are retried.
     #[serde(default = "default_retry_on")]
     pub retry_on: Vec<u16>,
@@ -74,6 +79,7 @@ impl Default for RetryConfig {
             max_retries: default_max_retries(),
             initial_backoff: default_initial_backoff(),
             max_backoff: default_max_backoff(),
+            max_retry_after: None,
             retry_on: default_retry_on(),
         }
     }

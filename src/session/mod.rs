@@ -1,100 +1,62 @@
 //! The one authenticated HTTP session that every task shares.
 //!
-//! PLACEHOLDER: sends each request once with the current bearer token. Retries with backoff,
-//! `Retry-After`, 401 recovery, `max-in-flight`, proxy and CA settings land with the session issue;
-//! the public API below (`Session::get/post/request`, `RequestBuilder::json/body/header/send`) is
-//! the contract tasks are written against.
+//! Why one: a token per process (one token request, not one per task), one connection pool, one
+//! place that decides about retries, and one `max-in-flight` budget that keeps a busy task from
+//! starving the others or flooding the API.
+//!
+//! What a request goes through ([`RequestBuilder::send`]):
+//! 1. wait for a slot under `max-in-flight` (a semaphore shared by all tasks, first come first
+//!    served);
+//! 2. take the token that is current *now* from [`Credentials`](crate::auth::Credentials), so a
+//!    retry after a refresh carries the new token;
+//! 3. send; then ask [`RetryPolicy`] what the outcome means ([`Decision`]):
+//!    - done: the response is returned;
+//!    - 401: exactly the token that was sent is invalidated, the shared cache fetches one fresh
+//!      token for everyone who saw the same 401, and the request is resent once. A second 401 is
+//!      an error, never a loop;
+//!    - connection error, timeout or a `retry-on` status: wait the server's `Retry-After` (capped
+//!      by `max-retry-after`, default `max-backoff`) or a [`Backoff`] delay (exponential, full
+//!      jitter), at most `max-retries` times;
+//!    - anything else: an [`Error`] naming the URL (without query), status, attempts and, for
+//!      4xx, the start of the body.
+//!
+//! Bodies are buffered ([`RequestBuilder::json`], [`RequestBuilder::body`]) so every attempt sends
+//! the same bytes; a stream ([`RequestBuilder::body_stream`]) is sent once and never retried.
+//!
+//! Each attempt counts `tapline_http_requests_total{task,method,status}` and
+//! `tapline_http_request_duration_seconds{task}`, each retry `tapline_http_retries_total{task,reason}`,
+//! and logs under an `http` span with method, host and path. Header values are never logged: the
+//! `Authorization` value is marked sensitive, and no event records headers.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use tapline::{auth::Credentials, config::SessionConfig, session::Session};
+//!
+//! let config = SessionConfig {
+//!     base_url: Some("https://api.example.com/api/v1/".into()),
+//!     ..SessionConfig::default()
+//! };
+//! let session = Session::new(&config, Credentials::none())?.for_task("readings");
+//! let items: serde_json::Value = session.get("items").send().await?.json().await?;
+//! session.post("items").json(&items).send().await?;
+//! # Ok(()) }
+//! ```
 
+mod backoff;
+mod client;
 mod error;
+mod events;
+mod limit;
 mod request;
+mod retry;
+pub mod retry_after;
+mod send;
 
-use std::sync::Arc;
-
-use reqwest::Method;
-use url::Url;
-
+pub use backoff::{Backoff, Delays};
+pub use client::USER_AGENT;
 pub use error::Error;
 pub use request::RequestBuilder;
+pub use retry::{Decision, GiveUp, Outcome, Progress, Reason, RetryPolicy, Wait};
+pub use send::Session;
 
-use crate::auth::Credentials;
-use crate::config::SessionConfig;
-
-/// A cheap-to-clone handle on the shared client, its base URL and the process's credentials.
-#[derive(Clone, Debug)]
-pub struct Session {
-    shared: Arc<Shared>,
-    task: Option<Arc<str>>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    client: reqwest::Client,
-    base_url: Option<Url>,
-    credentials: Credentials,
-}
-
-impl Session {
-    /// Builds the session from the `session:` config block.
-    pub fn new(config: &SessionConfig, credentials: Credentials) -> Result<Self, Error> {
-        let base_url = config
-            .base_url
-            .as_deref()
-            .map(|base| Url::parse(base).map_err(|_| Error::InvalidUrl(base.to_string())))
-            .transpose()?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("tapline/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout.get())
-            .connect_timeout(config.connect_timeout.get())
-            .build()
-            .map_err(Error::Client)?;
-        Ok(Self {
-            shared: Arc::new(Shared {
-                client,
-                base_url,
-                credentials,
-            }),
-            task: None,
-        })
-    }
-
-    /// The same session, labelling its requests' metrics and logs with `task`.
-    pub fn for_task(&self, task: &str) -> Self {
-        Self {
-            shared: self.shared.clone(),
-            task: Some(task.into()),
-        }
-    }
-
-    /// The task this handle labels its requests with, if any.
-    pub fn task(&self) -> Option<&str> {
-        self.task.as_deref()
-    }
-
-    /// The credentials whose tokens this session sends.
-    pub fn credentials(&self) -> &Credentials {
-        &self.shared.credentials
-    }
-
-    /// A GET request to `path` (absolute, or relative to `base-url`).
-    pub fn get(&self, path: &str) -> RequestBuilder {
-        self.request(Method::GET, path)
-    }
-
-    /// A POST request to `path` (absolute, or relative to `base-url`).
-    pub fn post(&self, path: &str) -> RequestBuilder {
-        self.request(Method::POST, path)
-    }
-
-    /// A request with any method to `path` (absolute, or relative to `base-url`).
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        RequestBuilder::new(self.clone(), method, self.resolve(path))
-    }
-
-    fn resolve(&self, path: &str) -> Result<Url, Error> {
-        let joined = match &self.shared.base_url {
-            Some(base) => base.join(path),
-            None => Url::parse(path),
-        };
-        joined.map_err(|_| Error::InvalidUrl(path.to_string()))
-    }
-}
+use error::BODY_EXCERPT_BYTES;

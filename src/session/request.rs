@@ -1,20 +1,71 @@
 //! A request being built through the session.
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::Method;
 use url::Url;
 
 use super::{Error, Session};
 
-/// Built by [`Session::get`] and friends; [`RequestBuilder::send`] sends it.
+/// Built by [`Session::get`] and friends; [`RequestBuilder::send`] sends it with retries.
+///
+/// ```no_run
+/// # async fn example(session: tapline::session::Session) -> Result<(), tapline::session::Error> {
+/// let response = session
+///     .post("timeseries/data")
+///     .query([("dry-run", "false")])
+///     .json(&serde_json::json!({"items": []}))
+///     .send()
+///     .await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct RequestBuilder {
     session: Session,
     method: Method,
     url: Result<Url, Error>,
     headers: HeaderMap,
-    body: Option<Bytes>,
+    body: Payload,
+    timeout: Option<Duration>,
+}
+
+/// The request body, kept so that each attempt can send it again.
+#[derive(Debug)]
+pub(super) enum Payload {
+    /// No body.
+    Empty,
+    /// Bytes in memory: every attempt sends the same bytes (a cheap reference-counted clone).
+    Buffered(Bytes),
+    /// A stream: it can be sent once, so a request with one is never retried.
+    Stream(Option<reqwest::Body>),
+}
+
+impl Payload {
+    /// The body for the next attempt.
+    pub(super) fn for_attempt(&mut self) -> Option<reqwest::Body> {
+        match self {
+            Self::Empty => None,
+            Self::Buffered(bytes) => Some(bytes.clone().into()),
+            Self::Stream(body) => body.take(),
+        }
+    }
+
+    /// Whether the body can be sent more than once.
+    pub(super) fn replayable(&self) -> bool {
+        !matches!(self, Self::Stream(_))
+    }
+}
+
+/// Everything [`Session`]'s send loop needs, once the builder is done.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Payload,
+    pub timeout: Option<Duration>,
 }
 
 impl RequestBuilder {
@@ -24,13 +75,27 @@ impl RequestBuilder {
             method,
             url,
             headers: HeaderMap::new(),
-            body: None,
+            body: Payload::Empty,
+            timeout: None,
         }
     }
 
-    /// Adds a header.
+    /// Adds a header (replacing one of the same name). An `Authorization` header set here is
+    /// replaced by the session's bearer token when authentication is on.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.insert(name, value);
+        self
+    }
+
+    /// Appends query parameters, percent-encoded.
+    pub fn query<K, V>(mut self, pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        if let Ok(url) = &mut self.url {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
         self
     }
 
@@ -40,45 +105,45 @@ impl RequestBuilder {
             Ok(bytes) => {
                 self.headers
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                self.body = Some(bytes.into());
+                self.body = Payload::Buffered(bytes.into());
             }
             Err(error) => self.url = Err(Error::Body(error)),
         }
         self
     }
 
-    /// Sets a raw body.
+    /// Sets a raw body (buffered, so it can be sent again on a retry).
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = Some(body.into());
+        self.body = Payload::Buffered(body.into());
         self
     }
 
-    /// Sends the request with the current bearer token.
-    pub async fn send(self) -> Result<reqwest::Response, Error> {
-        let url = self.url?;
-        let shared = &self.session.shared;
-        let mut request = shared
-            .client
-            .request(self.method.clone(), url.clone())
-            .headers(self.headers);
-        if let Some(token) = shared.credentials.token().await? {
-            request = request.header(AUTHORIZATION, token.header().clone());
-        }
-        if let Some(body) = self.body {
-            request = request.body(body);
-        }
-        request.send().await.map_err(|source| Error::Transport {
-            method: self.method,
-            url: without_query(&url),
-            source: source.without_url(),
-        })
+    /// Sets a streaming body, e.g. a large upload read from disk. A stream can be sent only
+    /// once, so such a request is never retried and never resent after a 401; the error says so.
+    pub fn body_stream(mut self, body: reqwest::Body) -> Self {
+        self.body = Payload::Stream(Some(body));
+        self
     }
-}
 
-/// The URL as it may appear in errors and logs: query strings can carry secrets.
-fn without_query(url: &Url) -> String {
-    let mut url = url.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.to_string()
+    /// Overrides `session.timeout` for each attempt of this request.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends the request: each attempt carries the token current at that moment, failed
+    /// attempts are retried per `session.retries`, a 401 refreshes the token and resends once.
+    ///
+    /// Returns the first successful (2xx or 3xx) response, or an [`Error`] saying what went
+    /// wrong on the last attempt and how many attempts were made.
+    pub async fn send(self) -> Result<reqwest::Response, Error> {
+        let prepared = Prepared {
+            method: self.method,
+            url: self.url?,
+            headers: self.headers,
+            body: self.body,
+            timeout: self.timeout,
+        };
+        self.session.send(prepared).await
+    }
 }

@@ -7,4 +7,5 @@ mod harness;
 mod http_poll;
 mod process;
 mod runner;
+mod session;
 mod token_cli;

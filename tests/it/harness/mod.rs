@@ -2,11 +2,14 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod capture;
 pub mod cert;
 pub mod cli;
 pub mod idp;
+pub mod idp_source;
 pub mod jwt;
+pub mod logs;
 pub mod loopback;
 pub mod process;
 
