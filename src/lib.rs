@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 mod error;
+mod retry_after;
 pub mod runner;
 pub mod session;
 pub mod tasks;

@@ -29,7 +29,7 @@ pub struct CacheOptions {
     /// is picked up. `None` means never.
     pub recheck: Option<Duration>,
     /// Retries of transient failures (connection errors, timeouts, 408, 429, 5xx).
-    pub backoff: Backoff,
+    pub backoff: FetchRetry,
 }
 
 impl Default for CacheOptions {
@@ -37,14 +37,18 @@ impl Default for CacheOptions {
         Self {
             refresh_margin: Duration::from_secs(30),
             recheck: None,
-            backoff: Backoff::default(),
+            backoff: FetchRetry::default(),
         }
     }
 }
 
-/// Exponential backoff with jitter for the token endpoint.
+/// How the cache retries a token endpoint that failed transiently: exponential delays from `min`
+/// (plus up to as much again in jitter, so each wait is at least the last one's floor doubled),
+/// capped at `max`, at most `max_retries` times. Distinct from the session's full-jitter
+/// [`crate::session::Backoff`]: one process makes at most one token request at a time, so a
+/// guaranteed, growing pause matters more here than spreading a herd.
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub struct FetchRetry {
     /// The first delay (before jitter, which adds up to as much again).
     pub min: Duration,
     /// No delay is longer, including a server's `Retry-After`.
@@ -53,7 +57,7 @@ pub struct Backoff {
     pub max_retries: usize,
 }
 
-impl Default for Backoff {
+impl Default for FetchRetry {
     fn default() -> Self {
         Self {
             min: Duration::from_millis(250),
@@ -425,7 +429,7 @@ mod tests {
             .extend((0..10).map(|_| unavailable()));
         let cache = make_cache(&fake, Duration::from_secs(30));
         assert!(cache.token().await.unwrap_err().is_transient());
-        assert_eq!(fake.count(), 1 + Backoff::default().max_retries);
+        assert_eq!(fake.count(), 1 + FetchRetry::default().max_retries);
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,7 +19,7 @@ mod token_endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cache::{Backoff, CacheOptions, TokenCache};
+pub use cache::{CacheOptions, FetchRetry, TokenCache};
 pub use certificate::Certificate;
 pub use client_secret::ClientSecret;
 pub use error::Error;

@@ -10,12 +10,13 @@ use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::{Error, FetchedToken};
 use crate::config::SessionConfig;
+use crate::retry_after;
 
 /// A token endpoint and the HTTP client used only for token requests.
 ///
@@ -94,11 +95,7 @@ impl TokenEndpoint {
             .await
             .map_err(|source| self.unreachable(source))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, SystemTime::now()));
+        let retry_after = retry_after::from_headers(response.headers(), SystemTime::now());
         let bytes = response
             .bytes()
             .await
@@ -270,16 +267,6 @@ fn error_response(
     }
 }
 
-/// `Retry-After` as delay seconds or an HTTP date; `now` is passed in so tests need no clock.
-fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,15 +326,6 @@ mod tests {
                 "{status}"
             );
         }
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

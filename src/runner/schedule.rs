@@ -14,7 +14,7 @@ use crate::config::{self, ScheduleName};
 pub enum Schedule {
     /// Once, before every other task.
     Startup,
-    /// Runs for as long as it goes on; started again with [`Backoff`] when it returns.
+    /// Runs for as long as it goes on; started again with [`RestartBackoff`] when it returns.
     Continuous,
     /// Every `every`, the first run after `first` (zero by default).
     Interval {
@@ -53,14 +53,14 @@ impl Schedule {
 /// The restart delay of continuous tasks: 1 s, doubling up to 60 s, back to 1 s after a run that
 /// stayed up for 10 minutes.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub struct RestartBackoff {
     next: Duration,
     min: Duration,
     max: Duration,
     healthy_after: Duration,
 }
 
-impl Default for Backoff {
+impl Default for RestartBackoff {
     fn default() -> Self {
         Self::new(
             Duration::from_secs(1),
@@ -70,7 +70,7 @@ impl Default for Backoff {
     }
 }
 
-impl Backoff {
+impl RestartBackoff {
     /// A backoff from `min` doubling to `max`, reset by a run that lasted `healthy_after`.
     pub fn new(min: Duration, max: Duration, healthy_after: Duration) -> Self {
         Self {
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_caps_and_resets() {
-        let mut backoff = Backoff::default();
+        let mut backoff = RestartBackoff::default();
         let short = Duration::from_secs(1);
         let delays: Vec<u64> = (0..8).map(|_| backoff.delay(short).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);

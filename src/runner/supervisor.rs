@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::schedule::{Backoff, Schedule};
+use super::schedule::{RestartBackoff, Schedule};
 use super::state::StateStore;
 use super::task::{Task, TaskContext, TaskError};
 use crate::session::Session;
@@ -194,7 +194,7 @@ impl Supervisor {
     }
 
     async fn drive_continuous(self: Arc<Self>) {
-        let mut backoff = Backoff::default();
+        let mut backoff = RestartBackoff::default();
         while !self.shutdown.is_triggered() {
             let started = Instant::now();
             let outcome = self.run_now().await;

@@ -49,7 +49,6 @@ mod events;
 mod limit;
 mod request;
 mod retry;
-pub mod retry_after;
 mod send;
 
 pub use backoff::{Backoff, Delays};

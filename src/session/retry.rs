@@ -27,7 +27,7 @@ pub enum Outcome {
     Response {
         /// Its status.
         status: StatusCode,
-        /// The wait its `Retry-After` header asks for, if any (see [`super::retry_after`]).
+        /// The wait its `Retry-After` header asks for, if any (see `crate::retry_after`).
         retry_after: Option<Duration>,
     },
     /// No answer within the timeout.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use backon::BackoffBuilder;
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, Response};
 use tracing::Instrument;
 use url::Url;
@@ -14,9 +14,10 @@ use super::events::{AttemptFinished, RetryScheduled, TokenRejected};
 use super::limit::InFlightLimit;
 use super::request::Prepared;
 use super::retry::{Decision, GiveUp, Outcome, Progress, RetryPolicy, Wait};
-use super::{client, retry_after, Error, RequestBuilder, BODY_EXCERPT_BYTES};
+use super::{client, Error, RequestBuilder, BODY_EXCERPT_BYTES};
 use crate::auth::Credentials;
 use crate::config::SessionConfig;
+use crate::retry_after;
 
 /// A cheap-to-clone handle on the shared client, its base URL, retry policy, in-flight limit and
 /// the process's credentials. Clone it into every task (or use [`Session::for_task`]).
@@ -166,10 +167,7 @@ impl Session {
             let outcome = match &result {
                 Ok(response) => Outcome::Response {
                     status: response.status(),
-                    retry_after: response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|value| retry_after::parse(value, SystemTime::now())),
+                    retry_after: retry_after::from_headers(response.headers(), SystemTime::now()),
                 },
                 Err(error) if error.is_timeout() => Outcome::Timeout,
                 Err(error) if error.is_connect() => Outcome::Connect,

@@ -1,8 +1,8 @@
 //! The `http-poll` task end to end: the real binary against a loopback source (paged, with a
 //! cursor) and a loopback target API that can fail a batch.
 //!
-//! Auth: a static token (`auth.type: token`) until the client-secret provider lands; then this
-//! test should take its token from the real identity provider (`harness::idp`).
+//! Auth: a client-secret client of the real test identity provider; the target API checks that
+//! every batch carries a token the provider signed for that client.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +15,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::harness::cli::{run, tapline};
+use crate::harness::idp::idp;
+use crate::harness::jwt;
 use crate::harness::loopback::serve;
 
 #[derive(Default)]
@@ -107,10 +109,13 @@ fn http_poll_pages_delivers_in_batches_and_moves_the_cursor_only_after_delivery(
     let target = serve(target(seen.clone()));
     let state = dir.path().join("state.json");
     let config = dir.path().join("tapline.yaml");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = runtime.block_on(idp().secret_client(false, 3600));
+    let jwks = runtime.block_on(idp().jwks());
     std::fs::write(
         &config,
         format!(
-            r#"auth: {{type: token, token: api-token}}
+            r#"auth: {{type: client-secret, token-url: "{token_url}", client-id: {client_id}, client-secret: {client_secret}}}
 session: {{base-url: "{target}/api/v1/"}}
 state: {{path: "{state}"}}
 tasks:
@@ -124,6 +129,9 @@ tasks:
       next: /next
     sink: {{type: http, path: timeseries/data, wrap: items, batch-size: 2}}
 "#,
+            token_url = idp().token_url(),
+            client_id = client.id,
+            client_secret = client.secret,
             target = target.base(),
             source = source.base(),
             state = state.display()
@@ -162,11 +170,15 @@ tasks:
                 vec!["r5"]
             ]
         );
-        // The target API gets the session's bearer token; the source (auth: none) does not.
-        assert!(seen
-            .target
-            .iter()
-            .all(|(_, auth)| auth.as_deref() == Some("Bearer api-token")));
+        // The target API gets the session's bearer token from the identity provider; the source
+        // (auth: none) gets no token.
+        for (_, auth) in &seen.target {
+            let token = auth
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .expect("a bearer token");
+            jwt::verify(token, &jwks, &client.id);
+        }
         assert!(
             seen.source.iter().all(|(_, auth)| auth.is_none()),
             "{:?}",

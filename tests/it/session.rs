@@ -10,7 +10,6 @@ use tapline::session::Session;
 
 use crate::harness::api::{Api, Reply};
 use crate::harness::idp::{idp, Client};
-use crate::harness::idp_source::IdpSource;
 use crate::harness::logs;
 
 const MS: Duration = Duration::from_millis(1);
@@ -40,7 +39,7 @@ fn anonymous(api: &Api) -> Session {
 /// A client of the identity provider with tokens living `ttl_secs`, and credentials over it.
 async fn client(ttl_secs: u64) -> (Client, Credentials) {
     let client = idp().secret_client(false, ttl_secs).await;
-    let credentials = IdpSource::credentials(&client);
+    let credentials = crate::harness::idp::credentials(&client);
     (client, credentials)
 }
 

@@ -7,7 +7,6 @@ pub mod capture;
 pub mod cert;
 pub mod cli;
 pub mod idp;
-pub mod idp_source;
 pub mod jwt;
 pub mod logs;
 pub mod loopback;

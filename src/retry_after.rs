@@ -5,7 +5,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+/// The wait the response's `Retry-After` header asks for; `None` when there is none or it is not
+/// understood. Both the session (API responses) and the token endpoint client use it.
+pub fn from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    headers.get(RETRY_AFTER).and_then(|value| parse(value, now))
+}
 
 /// The wait a `Retry-After` value asks for, relative to `now`; `None` when the header is not
 /// understood. A date in the past means "retry now" (zero).
