@@ -3,7 +3,8 @@
 //! Every task shares one [`Credentials`]: it hands out the current bearer token, refreshes it
 //! before it expires, and drops exactly the token an API rejected with 401.
 //!
-//! One file per provider (`client_secret.rs`, `certificate.rs`, `kognic.rs`, `static_token.rs`),
+//! One file per provider (`client_secret.rs`, `certificate.rs`, `kognic.rs`, `static_token.rs`,
+//! `workload_identity.rs`, and the interactive `device_code.rs` and `browser.rs`),
 //! each a [`TokenSource`] that fetches one token; `token_endpoint.rs` is the OAuth token request
 //! they share; `cache.rs` decides when to fetch and knows nothing about OAuth.
 
@@ -15,6 +16,7 @@ mod kognic;
 mod static_token;
 mod token;
 mod token_endpoint;
+mod workload_identity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ pub use kognic::{Kognic, KognicEnv};
 pub use static_token::StaticToken;
 pub use token::{AccessToken, FetchedToken};
 pub use token_endpoint::http_client;
+pub use workload_identity::{WorkloadIdentity, WorkloadIdentityEnv};
 
 use crate::config::{AuthConfig, Config, SessionConfig};
 
@@ -101,6 +104,16 @@ impl Credentials {
                 )?),
                 margin(config.refresh_margin),
             ),
+            AuthConfig::WorkloadIdentity(config) => (
+                Arc::new(WorkloadIdentity::new(
+                    config,
+                    &WorkloadIdentityEnv::from_process(),
+                    http_client(session)?,
+                )?),
+                margin(config.refresh_margin),
+            ),
+            AuthConfig::DeviceCode(_) => return Err(Error::Unsupported("device-code")),
+            AuthConfig::Browser(_) => return Err(Error::Unsupported("browser")),
         };
         Ok(Self::from_cache(TokenCache::with_options(source, options)))
     }

@@ -4,4 +4,5 @@
 mod auth;
 mod config;
 mod harness;
+mod login;
 mod token_cli;
