@@ -8,13 +8,18 @@
 //! each a [`TokenSource`] that fetches one token; `token_endpoint.rs` is the OAuth token request
 //! they share; `cache.rs` decides when to fetch and knows nothing about OAuth.
 
+mod browser;
 mod cache;
 mod certificate;
 mod client_secret;
+mod device_code;
 mod error;
+mod interactive_login;
 mod kognic;
+mod refresh_token;
 mod static_token;
 mod token;
+mod token_cache_file;
 mod token_endpoint;
 mod workload_identity;
 
@@ -25,9 +30,11 @@ pub use cache::{Backoff, CacheOptions, TokenCache};
 pub use certificate::Certificate;
 pub use client_secret::ClientSecret;
 pub use error::Error;
+pub use interactive_login::{InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt};
 pub use kognic::{Kognic, KognicEnv};
 pub use static_token::StaticToken;
 pub use token::{AccessToken, FetchedToken};
+pub use token_cache_file::{CachedLogin, TokenCacheFile};
 pub use token_endpoint::http_client;
 pub use workload_identity::{WorkloadIdentity, WorkloadIdentityEnv};
 
@@ -112,10 +119,54 @@ impl Credentials {
                 )?),
                 margin(config.refresh_margin),
             ),
-            AuthConfig::DeviceCode(_) => return Err(Error::Unsupported("device-code")),
-            AuthConfig::Browser(_) => return Err(Error::Unsupported("browser")),
+            AuthConfig::DeviceCode(config) => (
+                Arc::new(InteractiveLogin::device_code(
+                    config,
+                    http_client(session)?,
+                    LoginOptions::terminal(false),
+                )?),
+                margin(config.refresh_margin),
+            ),
+            AuthConfig::Browser(config) => (
+                Arc::new(InteractiveLogin::browser(
+                    config,
+                    http_client(session)?,
+                    LoginOptions::terminal(config.open_browser),
+                )?),
+                margin(config.refresh_margin),
+            ),
         };
         Ok(Self::from_cache(TokenCache::with_options(source, options)))
+    }
+
+    /// Runs the interactive login of a `device-code` or `browser` block once, at the terminal,
+    /// and fills the token cache file (`tapline login`); returns the cache file's path.
+    pub async fn login(
+        auth: &AuthConfig,
+        session: &SessionConfig,
+    ) -> Result<std::path::PathBuf, Error> {
+        let options = |open_browser| LoginOptions {
+            allow_login: true,
+            ..LoginOptions::terminal(open_browser)
+        };
+        let login = match auth {
+            AuthConfig::DeviceCode(config) => {
+                InteractiveLogin::device_code(config, http_client(session)?, options(false))?
+            }
+            AuthConfig::Browser(config) => InteractiveLogin::browser(
+                config,
+                http_client(session)?,
+                options(config.open_browser),
+            )?,
+            other => {
+                return Err(Error::Misconfigured(format!(
+                    "auth type {} has no interactive login; `tapline login` is for device-code and browser",
+                    other.type_name()
+                )))
+            }
+        };
+        login.login().await?;
+        Ok(login.cache_file().path().to_path_buf())
     }
 
     /// The token to send now, or `None` when authentication is off.
