@@ -105,6 +105,10 @@ function createProvider(issuer) {
         enabled: true,
         // A request without `resource` still gets a JWT for the default API.
         defaultResource: () => DEFAULT_RESOURCE,
+        // Device code, authorization code and refresh grants: issue the token for the API the
+        // login was granted for, even when `openid` was asked for too (else it would be an opaque
+        // userinfo token), as Entra ID does.
+        useGrantedResource: () => true,
         // Any absolute resource URI is accepted and becomes the token's `aud`. The resource
         // server "supports" exactly the scopes requested, so arbitrary scope strings
         // (e.g. `api.read api.write`, `https://api.tapline.test/.default`) are granted as is.

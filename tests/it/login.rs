@@ -2,6 +2,7 @@
 //! service-account token as client assertion), device code and browser login with refresh tokens
 //! kept in the token cache file.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,8 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde_json::json;
-use tapline::auth::{Credentials, Error, WorkloadIdentity, WorkloadIdentityEnv};
-use tapline::config::{SessionConfig, WorkloadIdentityConfig};
+use tapline::auth::{
+    Credentials, Error, InteractiveLogin, LoginOptions, LoginPrompt, WorkloadIdentity,
+    WorkloadIdentityEnv,
+};
+use tapline::config::{DeviceCodeConfig, SessionConfig, WorkloadIdentityConfig};
+use tokio::sync::mpsc;
 
 use crate::harness::cert::TestCert;
 use crate::harness::cli::{run, tapline};
@@ -166,4 +171,195 @@ async fn tapline_token_takes_workload_identity_defaults_from_the_webhook_variabl
     let assertion = std::fs::read_to_string(&file).unwrap();
     assert!(!out.stderr.contains(assertion.trim()), "{}", out.stderr);
     assert!(!out.stderr.contains(token), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device code and browser logins.
+
+/// What a login asked the "person" to do.
+#[derive(Debug)]
+enum Asked {
+    DeviceCode { user_code: String },
+    Browser { url: String },
+}
+
+/// A prompt that hands what the login shows to the test instead of a person.
+#[derive(Debug)]
+struct TestPrompt(mpsc::UnboundedSender<Asked>);
+
+impl LoginPrompt for TestPrompt {
+    fn device_code(&self, _uri: &str, user_code: &str, _complete: Option<&str>) {
+        let _ = self.0.send(Asked::DeviceCode {
+            user_code: user_code.to_string(),
+        });
+    }
+
+    fn open_browser(&self, url: &str) {
+        let _ = self.0.send(Asked::Browser {
+            url: url.to_string(),
+        });
+    }
+}
+
+fn options(allow_login: bool) -> (LoginOptions, mpsc::UnboundedReceiver<Asked>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (
+        LoginOptions {
+            prompt: Arc::new(TestPrompt(tx)),
+            allow_login,
+        },
+        rx,
+    )
+}
+
+fn device_login(yaml: &str, allow_login: bool) -> (Credentials, mpsc::UnboundedReceiver<Asked>) {
+    let config: DeviceCodeConfig = serde_yaml::from_str(yaml).unwrap();
+    let (options, asked) = options(allow_login);
+    let http = tapline::auth::http_client(&SessionConfig::default()).unwrap();
+    let login = InteractiveLogin::device_code(&config, http, options).unwrap();
+    (Credentials::from_source(Arc::new(login)), asked)
+}
+
+async fn next_user_code(asked: &mut mpsc::UnboundedReceiver<Asked>) -> String {
+    match asked.recv().await.expect("the login prompts") {
+        Asked::DeviceCode { user_code } => user_code,
+        other => panic!("expected a device code prompt, got {other:?}"),
+    }
+}
+
+fn cache_entry(path: &Path) -> serde_json::Value {
+    let data: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let entries = data["entries"].as_object().expect("entries");
+    assert_eq!(entries.len(), 1, "{data}");
+    entries.values().next().unwrap().clone()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn device_login_then_silent_refresh_with_the_cached_refresh_token() {
+    let idp = idp();
+    // Tokens live 20 s, less than the 30 s margin: every fetch after the login is a refresh.
+    let client_id = idp.public_client(20, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache/tokens.json");
+    let yaml = format!(
+        "token-url: {}\ndevice-authorization-url: {}\nclient-id: {client_id}\nscopes: api.read\ntoken-cache: {}\nrefresh-margin: 30s\n",
+        idp.token_url(),
+        idp.device_authorization_url(),
+        cache.display()
+    );
+    let (credentials, mut asked) = device_login(&yaml, true);
+    let pending = tokio::spawn({
+        let credentials = credentials.clone();
+        async move { credentials.token().await }
+    });
+    let user_code = next_user_code(&mut asked).await;
+    idp.decide_device(&user_code, true).await;
+    let token = pending.await.unwrap().unwrap().unwrap();
+    let claims = jwt::verify(
+        token.secret().expose_secret(),
+        &idp.jwks().await,
+        &client_id,
+    );
+    assert_eq!(claims["sub"], "test-user");
+    assert_eq!(claims["scope"], "api.read");
+    let entry = cache_entry(&cache);
+    let first_refresh = entry["refresh_token"].as_str().expect("a refresh token").to_string();
+    assert_eq!(entry["access_token"], token.secret().expose_secret());
+    assert_eq!(mode(&cache), 0o600);
+
+    // The next token comes from the refresh token: no second device login.
+    credentials.invalidate(&token);
+    let refreshed = credentials.token().await.unwrap().unwrap();
+    assert_ne!(
+        refreshed.secret().expose_secret(),
+        token.secret().expose_secret()
+    );
+    jwt::verify(
+        refreshed.secret().expose_secret(),
+        &idp.jwks().await,
+        &client_id,
+    );
+    assert_eq!(idp.refreshed(&client_id).await, 1);
+    assert!(asked.try_recv().is_err(), "no new login was started");
+    let entry = cache_entry(&cache);
+    assert_eq!(entry["access_token"], refreshed.secret().expose_secret());
+    assert!(entry["refresh_token"].as_str().is_some_and(|rt| !rt.is_empty()));
+    assert_eq!(mode(&cache), 0o600, "the cache file stays private after an update");
+
+    // Another process (no terminal) finds the refresh token in the file.
+    let (other, mut other_asked) = device_login(&yaml, false);
+    let token = other.token().await.unwrap().unwrap();
+    jwt::verify(token.secret().expose_secret(), &idp.jwks().await, &client_id);
+    assert_eq!(idp.refreshed(&client_id).await, 2);
+    assert!(other_asked.try_recv().is_err());
+    let _ = first_refresh;
+
+    // Once the refresh token is revoked, a process without a terminal says to log in.
+    idp.revoke_refresh_tokens(&client_id).await;
+    let (other, _asked) = device_login(&yaml, false);
+    let error = other.token().await.unwrap_err();
+    assert!(matches!(error, Error::LoginRequired(_)), "{error:?}");
+    assert!(error.to_string().contains("tapline login"), "{error}");
+}
+
+#[tokio::test]
+async fn device_polling_honours_authorization_pending_and_slow_down() {
+    let idp = idp();
+    let client_id = idp.public_client(3600, 1).await;
+    let key = unique("device-poll");
+    idp.queue_faults(
+        &key,
+        json!([
+            {"status": 400, "body": {"error": "authorization_pending"}},
+            {"status": 400, "body": {"error": "slow_down"}},
+        ]),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "token-url: {}\ndevice-authorization-url: {}\nclient-id: {client_id}\nscopes: api.read\ntoken-cache: {}\n",
+        idp.faulty_token_url(&key),
+        idp.device_authorization_url(),
+        dir.path().join("tokens.json").display()
+    );
+    let (credentials, mut asked) = device_login(&yaml, true);
+    let pending = tokio::spawn({
+        let credentials = credentials.clone();
+        async move { credentials.token().await }
+    });
+    let user_code = next_user_code(&mut asked).await;
+    idp.decide_device(&user_code, true).await;
+    pending.await.unwrap().unwrap().unwrap();
+    let arrivals = idp.arrivals(&key).await;
+    assert_eq!(arrivals.len(), 3, "pending, slow_down, then the token: {arrivals:?}");
+    // Lower bounds only: 1 s after authorization_pending, 1 + 5 s after slow_down.
+    assert!(arrivals[1] - arrivals[0] >= 950, "{arrivals:?}");
+    assert!(arrivals[2] - arrivals[1] >= 5950, "{arrivals:?}");
+}
+
+#[tokio::test]
+async fn a_declined_device_login_is_a_clear_error() {
+    let idp = idp();
+    let client_id = idp.public_client(3600, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "authority-url: {}\nclient-id: {client_id}\nscopes: api.read\ntoken-cache: {}\n",
+        idp.base,
+        dir.path().join("tokens.json").display()
+    );
+    // authority-url: the endpoints come from the provider's discovery document.
+    let (credentials, mut asked) = device_login(&yaml, true);
+    let pending = tokio::spawn({
+        let credentials = credentials.clone();
+        async move { credentials.token().await }
+    });
+    let user_code = next_user_code(&mut asked).await;
+    idp.decide_device(&user_code, false).await;
+    let error = pending.await.unwrap().unwrap_err();
+    assert!(matches!(error, Error::LoginFailed(_)), "{error:?}");
+    assert!(error.to_string().contains("declined"), "{error}");
 }
