@@ -14,6 +14,7 @@ const DEFAULT_TOKEN_TTL = 3600;
 const WORKLOAD_IDENTITY_AUDIENCE = 'api://AzureADTokenExchange';
 // The one person who "signs in" in the interactive flows (device code, authorization code).
 const TEST_ACCOUNT = 'test-user';
+const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email'];
 const TOKEN_ALIASES = new Set(['/v1/auth/oauth/token']); // Kognic's token path
 
 // ---------------------------------------------------------------------------------------------
@@ -114,12 +115,13 @@ function createProvider(issuer) {
         // (e.g. `api.read api.write`, `https://api.tapline.test/.default`) are granted as is.
         // In the device_code and authorization_code grants the scopes come from the code, not
         // from a `scope` parameter.
+        // OIDC scopes (openid, offline_access, ...) are the provider's own, never the API's.
         getResourceServerInfo: (ctx, resourceIndicator) => ({
           audience: resourceIndicator,
-          scope: ctx.oidc.params.scope
+          scope: (ctx.oidc.params.scope
             || ctx.oidc.entities.DeviceCode?.scope
             || ctx.oidc.entities.AuthorizationCode?.scope
-            || '',
+            || '').split(' ').filter((scope) => !OIDC_SCOPES.includes(scope)).join(' '),
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: 'RS256' } },
         }),
@@ -287,7 +289,7 @@ async function decideDeviceCode(provider, userCode, approve) {
     return { denied: true };
   }
   const requested = (code.params.scope ?? '').split(' ').filter(Boolean);
-  const oidcScopes = requested.filter((scope) => ['openid', 'offline_access', 'profile', 'email'].includes(scope));
+  const oidcScopes = requested.filter((scope) => OIDC_SCOPES.includes(scope));
   const apiScopes = requested.filter((scope) => !oidcScopes.includes(scope));
   const resource = code.params.resource ?? DEFAULT_RESOURCE;
   const grant = new provider.Grant({ accountId: TEST_ACCOUNT, clientId: code.clientId });

@@ -2,6 +2,7 @@
 //! service-account token as client assertion), device code and browser login with refresh tokens
 //! kept in the token cache file.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tapline::auth::{
     Credentials, Error, InteractiveLogin, LoginOptions, LoginPrompt, WorkloadIdentity,
     WorkloadIdentityEnv,
 };
-use tapline::config::{DeviceCodeConfig, SessionConfig, WorkloadIdentityConfig};
+use tapline::config::{BrowserConfig, DeviceCodeConfig, SessionConfig, WorkloadIdentityConfig};
 use tokio::sync::mpsc;
 
 use crate::harness::cert::TestCert;
@@ -362,4 +363,136 @@ async fn a_declined_device_login_is_a_clear_error() {
     let error = pending.await.unwrap().unwrap_err();
     assert!(matches!(error, Error::LoginFailed(_)), "{error:?}");
     assert!(error.to_string().contains("declined"), "{error}");
+}
+
+fn browser_login(yaml: &str) -> (Credentials, mpsc::UnboundedReceiver<Asked>) {
+    let config: BrowserConfig = serde_yaml::from_str(yaml).unwrap();
+    let (options, asked) = options(true);
+    let http = tapline::auth::http_client(&SessionConfig::default()).unwrap();
+    let login = InteractiveLogin::browser(&config, http, options).unwrap();
+    (Credentials::from_source(Arc::new(login)), asked)
+}
+
+async fn next_browser_url(asked: &mut mpsc::UnboundedReceiver<Asked>) -> reqwest::Url {
+    match asked.recv().await.expect("the login prompts") {
+        Asked::Browser { url } => reqwest::Url::parse(&url).unwrap(),
+        other => panic!("expected a browser prompt, got {other:?}"),
+    }
+}
+
+/// Does what a browser does with the authorization URL: follows the redirects, carrying the
+/// provider's cookies, through the (automatic) sign-in and consent, until the redirect to the
+/// local listener, which it also visits. Returns that last response's status.
+async fn follow_like_a_browser(start: reqwest::Url) -> (u16, reqwest::Url) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut cookies: BTreeMap<String, String> = BTreeMap::new();
+    let mut url = start;
+    for _ in 0..20 {
+        let cookie_header = cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut request = http.get(url.clone());
+        if !cookie_header.is_empty() {
+            request = request.header("cookie", cookie_header);
+        }
+        let response = request.send().await.expect("the request is answered");
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                cookies.remove(name);
+            } else {
+                cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        if !response.status().is_redirection() {
+            return (response.status().as_u16(), url);
+        }
+        let location = response.headers()["location"].to_str().unwrap().to_string();
+        url = url.join(&location).unwrap();
+    }
+    panic!("too many redirects");
+}
+
+#[tokio::test]
+async fn browser_login_followed_over_http_yields_a_token_and_a_refresh_token() {
+    let idp = idp();
+    let client_id = idp.public_client(20, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens.json");
+    // authority-url: the authorization and token endpoints come from discovery; port 0 picks a
+    // free port for the listener (the client is registered for http://localhost, any port).
+    let yaml = format!(
+        "authority-url: {}\nclient-id: {client_id}\nscopes: [api.read, api.write]\nredirect-port: 0\nopen-browser: false\ntoken-cache: {}\nrefresh-margin: 30s\n",
+        idp.base,
+        cache.display()
+    );
+    let (credentials, mut asked) = browser_login(&yaml);
+    let pending = tokio::spawn({
+        let credentials = credentials.clone();
+        async move { credentials.token().await }
+    });
+    let url = next_browser_url(&mut asked).await;
+    let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["response_type"], "code");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert!(query["redirect_uri"].starts_with("http://localhost:"));
+    let (status, last) = follow_like_a_browser(url).await;
+    assert_eq!(last.host_str(), Some("localhost"), "ended at {last}");
+    assert_eq!(status, 200);
+    let token = pending.await.unwrap().unwrap().unwrap();
+    let claims = jwt::verify(
+        token.secret().expose_secret(),
+        &idp.jwks().await,
+        &client_id,
+    );
+    assert_eq!(claims["sub"], "test-user");
+    assert_eq!(claims["scope"], "api.read api.write");
+    let entry = cache_entry(&cache);
+    assert!(entry["refresh_token"].as_str().is_some_and(|rt| !rt.is_empty()));
+    assert_eq!(mode(&cache), 0o600);
+
+    // Refreshed like a device login: with the refresh token, no browser.
+    credentials.invalidate(&token);
+    credentials.token().await.unwrap().unwrap();
+    assert_eq!(idp.refreshed(&client_id).await, 1);
+    assert!(asked.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_redirect_with_the_wrong_state_is_refused() {
+    let idp = idp();
+    let client_id = idp.public_client(3600, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "token-url: {}\nauthorization-url: {}/auth\nclient-id: {client_id}\nscopes: api.read\nredirect-port: 0\ntoken-cache: {}\n",
+        idp.token_url(),
+        idp.base,
+        dir.path().join("tokens.json").display()
+    );
+    let (credentials, mut asked) = browser_login(&yaml);
+    let pending = tokio::spawn({
+        let credentials = credentials.clone();
+        async move { credentials.token().await }
+    });
+    let url = next_browser_url(&mut asked).await;
+    let redirect_uri = url
+        .query_pairs()
+        .find(|(name, _)| name == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    // A forged redirect: a code, but not the state this login sent.
+    let forged = format!("{redirect_uri}/?code=forged-code&state=not-the-state");
+    let response = reqwest::get(&forged).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let error = pending.await.unwrap().unwrap_err();
+    assert!(matches!(error, Error::LoginFailed(_)), "{error:?}");
+    assert!(error.to_string().contains("state"), "{error}");
+    assert_eq!(idp.issued(&client_id).await, 0, "the forged code was never sent");
 }
