@@ -163,7 +163,12 @@ async fn wait_for_redirect(
             ));
         }
         if let Some(error) = params.get("error") {
-            respond(&mut socket, "200 OK", "The sign-in failed; see the terminal.").await;
+            respond(
+                &mut socket,
+                "200 OK",
+                "The sign-in failed; see the terminal.",
+            )
+            .await;
             let description = params
                 .get("error_description")
                 .map(|d| format!(": {d}"))

@@ -70,7 +70,8 @@ impl DeviceCode {
             tokio::time::sleep(interval).await;
             if super::token::now() >= deadline {
                 return Err(Error::LoginFailed(
-                    "the device code expired before the sign-in was completed; run the login again".into(),
+                    "the device code expired before the sign-in was completed; run the login again"
+                        .into(),
                 ));
             }
             let mut form = vec![

@@ -206,9 +206,13 @@ impl InteractiveLogin {
                 Error::Misconfigured("give auth.authority-url or auth.token-url".into())
             })?;
         // Check the URLs now, so a bad one fails at startup rather than at the first login.
-        for url in [&configured.authority_url, &configured.token_url, &configured.login_url]
-            .into_iter()
-            .flatten()
+        for url in [
+            &configured.authority_url,
+            &configured.token_url,
+            &configured.login_url,
+        ]
+        .into_iter()
+        .flatten()
         {
             TokenEndpoint::new(url, http.clone())?;
         }
@@ -252,7 +256,9 @@ impl InteractiveLogin {
             Flow::Browser(flow) => flow.login(&request).await?,
         };
         if response.refresh_token.is_none() {
-            tracing::warn!("the identity provider issued no refresh token; the next expiry needs a new login");
+            tracing::warn!(
+                "the identity provider issued no refresh token; the next expiry needs a new login"
+            );
         }
         self.remember(response, None)
     }
@@ -457,10 +463,13 @@ async fn discover(
             retry_after: None,
         });
     }
-    let document: Value = response.json().await.map_err(|_| Error::MalformedResponse {
-        url: url.clone(),
-        problem: "the discovery document is not JSON",
-    })?;
+    let document: Value = response
+        .json()
+        .await
+        .map_err(|_| Error::MalformedResponse {
+            url: url.clone(),
+            problem: "the discovery document is not JSON",
+        })?;
     let field = |name: &'static str, problem: &'static str| {
         document
             .get(name)
@@ -471,7 +480,10 @@ async fn discover(
                 problem,
             })
     };
-    let token = field("token_endpoint", "the discovery document names no token_endpoint")?;
+    let token = field(
+        "token_endpoint",
+        "the discovery document names no token_endpoint",
+    )?;
     let login = field(
         kind.discovery_field(),
         match kind {

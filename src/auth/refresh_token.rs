@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn the_login_adds_openid_and_offline_access_once() {
-        assert_eq!(login_scope(&scopes("api.read")), "api.read openid offline_access");
+        assert_eq!(
+            login_scope(&scopes("api.read")),
+            "api.read openid offline_access"
+        );
         assert_eq!(
             login_scope(&scopes("offline_access api.read")),
             "offline_access api.read openid"
@@ -80,7 +83,9 @@ mod tests {
     #[test]
     fn the_refresh_drops_every_oidc_scope() {
         assert_eq!(
-            refresh_scope(&scopes("openid profile https://x/user_impersonation email offline_access")),
+            refresh_scope(&scopes(
+                "openid profile https://x/user_impersonation email offline_access"
+            )),
             "https://x/user_impersonation"
         );
         assert_eq!(refresh_scope(&scopes("openid")), "");

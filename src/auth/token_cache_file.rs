@@ -53,7 +53,10 @@ pub struct CachedLogin {
 impl fmt::Debug for CachedLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedLogin")
-            .field("access_token", &self.access_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("expires_on", &self.expires_on)
             .field(
                 "refresh_token",
@@ -303,9 +306,12 @@ mod tests {
         assert!(cache.load("k").unwrap().is_none());
         cache.store("k", Some(&login("rt-1"))).unwrap();
         let loaded = cache.load("k").unwrap().unwrap();
-        assert_eq!(loaded.refresh_token.unwrap().expose_secret(), "rt-1");
+        assert_eq!(loaded.refresh_token.as_ref().unwrap().expose_secret(), "rt-1");
         assert_eq!(loaded.expires_on, Some(42));
-        let mode = std::fs::metadata(cache.path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(cache.path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let dir_mode = std::fs::metadata(dir.path().join("sub"))
             .unwrap()
@@ -353,7 +359,10 @@ mod tests {
         let cache = TokenCacheFile::new(&path);
         for i in 0..8 {
             let entry = cache.load(&format!("k{i}")).unwrap().unwrap();
-            assert_eq!(entry.refresh_token.unwrap().expose_secret(), format!("rt-{i}-4"));
+            assert_eq!(
+                entry.refresh_token.unwrap().expose_secret(),
+                format!("rt-{i}-4")
+            );
         }
     }
 

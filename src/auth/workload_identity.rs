@@ -228,8 +228,7 @@ mod tests {
 
     #[test]
     fn defaults_come_from_the_webhook_variables() {
-        let source =
-            WorkloadIdentity::new(&config("{}"), &env(), reqwest::Client::new()).unwrap();
+        let source = WorkloadIdentity::new(&config("{}"), &env(), reqwest::Client::new()).unwrap();
         assert_eq!(source.client_id(), "env-client");
         assert_eq!(
             source.token_url(),

@@ -223,7 +223,10 @@ fn workload_identity(config: &WorkloadIdentityConfig, path: &KeyPath, out: &mut 
     if given.len() > 1 {
         out.push(Problem::new(
             &path.key(given[1]),
-            format!("give only one of tenant, authority-url and token-url (found {})", given.join(", ")),
+            format!(
+                "give only one of tenant, authority-url and token-url (found {})",
+                given.join(", ")
+            ),
         ));
     }
     for (key, value) in [("client-id", &config.client_id), ("tenant", &config.tenant)] {

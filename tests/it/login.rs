@@ -268,7 +268,10 @@ async fn device_login_then_silent_refresh_with_the_cached_refresh_token() {
     assert_eq!(claims["sub"], "test-user");
     assert_eq!(claims["scope"], "api.read");
     let entry = cache_entry(&cache);
-    let first_refresh = entry["refresh_token"].as_str().expect("a refresh token").to_string();
+    let first_refresh = entry["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string();
     assert_eq!(entry["access_token"], token.secret().expose_secret());
     assert_eq!(mode(&cache), 0o600);
 
@@ -288,13 +291,23 @@ async fn device_login_then_silent_refresh_with_the_cached_refresh_token() {
     assert!(asked.try_recv().is_err(), "no new login was started");
     let entry = cache_entry(&cache);
     assert_eq!(entry["access_token"], refreshed.secret().expose_secret());
-    assert!(entry["refresh_token"].as_str().is_some_and(|rt| !rt.is_empty()));
-    assert_eq!(mode(&cache), 0o600, "the cache file stays private after an update");
+    assert!(entry["refresh_token"]
+        .as_str()
+        .is_some_and(|rt| !rt.is_empty()));
+    assert_eq!(
+        mode(&cache),
+        0o600,
+        "the cache file stays private after an update"
+    );
 
     // Another process (no terminal) finds the refresh token in the file.
     let (other, mut other_asked) = device_login(&yaml, false);
     let token = other.token().await.unwrap().unwrap();
-    jwt::verify(token.secret().expose_secret(), &idp.jwks().await, &client_id);
+    jwt::verify(
+        token.secret().expose_secret(),
+        &idp.jwks().await,
+        &client_id,
+    );
     assert_eq!(idp.refreshed(&client_id).await, 2);
     assert!(other_asked.try_recv().is_err());
     let _ = first_refresh;
@@ -336,7 +349,11 @@ async fn device_polling_honours_authorization_pending_and_slow_down() {
     idp.decide_device(&user_code, true).await;
     pending.await.unwrap().unwrap().unwrap();
     let arrivals = idp.arrivals(&key).await;
-    assert_eq!(arrivals.len(), 3, "pending, slow_down, then the token: {arrivals:?}");
+    assert_eq!(
+        arrivals.len(),
+        3,
+        "pending, slow_down, then the token: {arrivals:?}"
+    );
     // Lower bounds only: 1 s after authorization_pending, 1 + 5 s after slow_down.
     assert!(arrivals[1] - arrivals[0] >= 950, "{arrivals:?}");
     assert!(arrivals[2] - arrivals[1] >= 5950, "{arrivals:?}");
@@ -454,7 +471,9 @@ async fn browser_login_followed_over_http_yields_a_token_and_a_refresh_token() {
     assert_eq!(claims["sub"], "test-user");
     assert_eq!(claims["scope"], "api.read api.write");
     let entry = cache_entry(&cache);
-    assert!(entry["refresh_token"].as_str().is_some_and(|rt| !rt.is_empty()));
+    assert!(entry["refresh_token"]
+        .as_str()
+        .is_some_and(|rt| !rt.is_empty()));
     assert_eq!(mode(&cache), 0o600);
 
     // Refreshed like a device login: with the refresh token, no browser.
@@ -494,5 +513,103 @@ async fn a_redirect_with_the_wrong_state_is_refused() {
     let error = pending.await.unwrap().unwrap_err();
     assert!(matches!(error, Error::LoginFailed(_)), "{error:?}");
     assert!(error.to_string().contains("state"), "{error}");
-    assert_eq!(idp.issued(&client_id).await, 0, "the forged code was never sent");
+    assert_eq!(
+        idp.issued(&client_id).await,
+        0,
+        "the forged code was never sent"
+    );
+}
+
+#[tokio::test]
+async fn tapline_login_fills_the_cache_and_tapline_token_then_needs_no_prompt() {
+    use std::io::{BufRead, BufReader};
+    let idp = idp();
+    let client_id = idp.public_client(3600, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens.json");
+    let config = dir.path().join("tapline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth:\n  type: device-code\n  authority-url: {}\n  client-id: {client_id}\n  scopes: api.read\n  token-cache: {}\n",
+            idp.base,
+            cache.display()
+        ),
+    )
+    .unwrap();
+    let mut child = tapline()
+        .args(["login", "-c"])
+        .arg(&config)
+        .env("RUST_LOG", "trace")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (code_tx, mut code_rx) = mpsc::unbounded_channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split("enter the code ").nth(1) {
+                let _ = code_tx.send(rest.trim().to_string());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let user_code = code_rx
+        .recv()
+        .await
+        .expect("tapline login prints a user code");
+    idp.decide_device(&user_code, true).await;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let login_log = reader.join().unwrap();
+    assert!(status.success(), "{login_log}");
+    assert!(login_log.contains("tokens cached in"), "{login_log}");
+    assert!(
+        login_log.contains("starting a device login"),
+        "the trace log is on: {login_log}"
+    );
+    assert_eq!(mode(&cache), 0o600);
+    let entry = cache_entry(&cache);
+    let access = entry["access_token"].as_str().unwrap().to_string();
+    let refresh = entry["refresh_token"].as_str().unwrap().to_string();
+    let issued = idp.issued(&client_id).await;
+
+    // No terminal here: `tapline token` must get by with the cache, and it does.
+    let out = run(tapline()
+        .args(["token", "-c"])
+        .arg(&config)
+        .env("RUST_LOG", "trace"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), access);
+    assert_eq!(
+        idp.issued(&client_id).await,
+        issued,
+        "served from the cache file"
+    );
+    // Trace logs of both commands never show the tokens.
+    for log in [&login_log, &out.stderr] {
+        assert!(!log.contains(&access), "{log}");
+        assert!(!log.contains(&refresh), "{log}");
+    }
+}
+
+#[test]
+fn tapline_login_refuses_auth_types_without_an_interactive_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tapline.yaml");
+    std::fs::write(&config, "auth:\n  type: none\n").unwrap();
+    let out = run(tapline().args(["login", "-c"]).arg(&config));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("device-code and browser"),
+        "{}",
+        out.stderr
+    );
 }
