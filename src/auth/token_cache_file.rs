@@ -306,7 +306,10 @@ mod tests {
         assert!(cache.load("k").unwrap().is_none());
         cache.store("k", Some(&login("rt-1"))).unwrap();
         let loaded = cache.load("k").unwrap().unwrap();
-        assert_eq!(loaded.refresh_token.as_ref().unwrap().expose_secret(), "rt-1");
+        assert_eq!(
+            loaded.refresh_token.as_ref().unwrap().expose_secret(),
+            "rt-1"
+        );
         assert_eq!(loaded.expires_on, Some(42));
         let mode = std::fs::metadata(cache.path())
             .unwrap()
