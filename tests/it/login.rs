@@ -613,3 +613,92 @@ fn tapline_login_refuses_auth_types_without_an_interactive_login() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_rejected_refresh_token_falls_back_to_a_new_login_when_someone_can_answer() {
+    let idp = idp();
+    let client_id = idp.public_client(20, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "token-url: {}\ndevice-authorization-url: {}\nclient-id: {client_id}\nscopes: api.read\ntoken-cache: {}\n",
+        idp.token_url(),
+        idp.device_authorization_url(),
+        dir.path().join("tokens.json").display()
+    );
+    let (credentials, mut asked) = device_login(&yaml, true);
+    for round in 0..2 {
+        let pending = tokio::spawn({
+            let credentials = credentials.clone();
+            async move { credentials.token().await }
+        });
+        let user_code = next_user_code(&mut asked).await;
+        idp.decide_device(&user_code, true).await;
+        let token = pending.await.unwrap().unwrap().unwrap();
+        if round == 0 {
+            idp.revoke_refresh_tokens(&client_id).await;
+            credentials.invalidate(&token);
+        }
+    }
+    assert_eq!(idp.refreshed(&client_id).await, 0);
+    // Debug output of the login shows neither token.
+    let debug = format!("{credentials:?}");
+    let cached = std::fs::read_to_string(dir.path().join("tokens.json")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&cached).unwrap();
+    let entry = entry["entries"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(
+        !debug.contains(entry["refresh_token"].as_str().unwrap()),
+        "{debug}"
+    );
+    assert!(
+        !debug.contains(entry["access_token"].as_str().unwrap()),
+        "{debug}"
+    );
+}
+
+#[test]
+fn validate_checks_the_login_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tapline.yaml");
+    let check = |auth: &str| {
+        std::fs::write(&config, format!("auth:\n{auth}")).unwrap();
+        crate::harness::cli::validate(&config)
+    };
+    let out =
+        check("  type: device-code\n  token-url: https://idp.example.com/token\n  client-id: c\n");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("auth.device-authorization-url: missing"),
+        "{}",
+        out.stderr
+    );
+    let out = check("  type: browser\n  authority-url: http://idp.example.com\n  client-id: c\n  redirect-port: 8400\n");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("auth.authority-url: plain http://"),
+        "{}",
+        out.stderr
+    );
+    let out = check(
+        "  type: workload-identity\n  tenant: t\n  token-url: https://idp.example.com/token\n",
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("give only one of tenant, authority-url and token-url"),
+        "{}",
+        out.stderr
+    );
+    let out = check("  type: device-code\n  authority-url: https://login.microsoftonline.com/t\n  client-id: c\n  interval: 5\n");
+    assert_eq!(out.code, 2, "unknown keys are errors: {}", out.stderr);
+    let out = check(
+        "  type: browser\n  authority-url: https://login.microsoftonline.com/t\n  client-id: c\n",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
