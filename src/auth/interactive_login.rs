@@ -6,8 +6,9 @@
 //! 1. re-read the cache file (another process may have refreshed, and rotated the refresh token);
 //! 2. an access token there with more than the refresh margin left is used as is, so
 //!    `tapline token` right after `tapline login` asks nothing of the identity provider;
-//! 3. else the refresh token is redeemed ([`super::refresh_token`]); a rejected one is dropped
-//!    from the file;
+//! 3. else the refresh token is redeemed ([`super::refresh_token`]); one rejected as expired or
+//!    revoked is dropped from the file, unless another process has meanwhile replaced it (its
+//!    rotation won the race), in which case the new one is tried;
 //! 4. else a new login (device code or browser), but only when someone can answer it: at a
 //!    terminal (stdin and stderr are terminals) or in `tapline login`. A long-running process
 //!    with no terminal fails with [`Error::LoginRequired`], which says to run `tapline login`.
@@ -309,14 +310,18 @@ impl InteractiveLogin {
 #[async_trait::async_trait]
 impl TokenSource for InteractiveLogin {
     async fn fetch(&self) -> Result<FetchedToken, Error> {
-        let entry = self.cache.load(&self.key)?;
-        if let Some(entry) = &entry {
-            if let Some(token) = self.cached_access_token(entry) {
+        // A second round only when another process rotated the refresh token under us.
+        for _ in 0..3 {
+            let Some(entry) = self.cache.load(&self.key)? else {
+                break;
+            };
+            if let Some(token) = self.cached_access_token(&entry) {
                 tracing::debug!(path = %self.cache.path().display(), "using the access token from the token cache file");
                 return Ok(token);
             }
-        }
-        if let Some(refresh) = entry.and_then(|entry| entry.refresh_token) {
+            let Some(refresh) = entry.refresh_token else {
+                break;
+            };
             let endpoints = self.endpoints().await?;
             let scope = refresh_token::refresh_scope(&self.scopes);
             match refresh_token::redeem(
@@ -332,9 +337,14 @@ impl TokenSource for InteractiveLogin {
                     tracing::debug!("token refreshed with the refresh token");
                     return self.remember(response, Some(refresh));
                 }
-                Err(Error::TokenRejected { error, .. }) => {
-                    tracing::warn!(error = %error, "the identity provider rejected the refresh token; it is dropped from the token cache file");
-                    self.cache.store(&self.key, None)?;
+                Err(Error::TokenRejected { error, .. })
+                    if refresh_token::needs_new_login(&error) =>
+                {
+                    if self.cache.forget_refresh_token(&self.key, &refresh)? {
+                        tracing::warn!(error = %error, "the identity provider rejected the refresh token; it is dropped from the token cache file");
+                        break;
+                    }
+                    tracing::debug!("another process replaced the refresh token; trying theirs");
                 }
                 Err(other) => return Err(other),
             }

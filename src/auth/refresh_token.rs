@@ -36,6 +36,17 @@ pub(crate) fn refresh_scope(scopes: &[String]) -> String {
         .join(" ")
 }
 
+/// True for the refresh errors that only a new login cures: the refresh token expired, was
+/// revoked or was already used (`invalid_grant`), or the provider wants the person back
+/// (`interaction_required`, Entra ID's conditional access). Other rejections (`invalid_client`,
+/// `invalid_scope`) are configuration problems a new login would not fix.
+pub(crate) fn needs_new_login(error: &str) -> bool {
+    matches!(
+        error,
+        "invalid_grant" | "interaction_required" | "login_required" | "consent_required"
+    )
+}
+
 /// Redeems `refresh_token` for a new access token (and maybe a rotated refresh token).
 pub(crate) async fn redeem(
     endpoint: &TokenEndpoint,

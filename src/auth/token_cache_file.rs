@@ -185,6 +185,26 @@ impl TokenCacheFile {
         Ok(())
     }
 
+    /// Removes the entry under `key` if its refresh token is still `used` (the one the identity
+    /// provider just rejected); returns false when another process has replaced it meanwhile,
+    /// whose new refresh token is then worth a try instead.
+    pub fn forget_refresh_token(&self, key: &str, used: &SecretString) -> Result<bool, Error> {
+        if !self.path.exists() {
+            return Ok(true);
+        }
+        let _lock = self.lock()?;
+        let mut data = self.read()?;
+        let still_used = data.entries.get(key).is_none_or(|entry| {
+            entry.refresh_token.as_deref() == Some(used.expose_secret())
+                || entry.refresh_token.is_none()
+        });
+        if still_used && data.entries.remove(key).is_some() {
+            data.version = VERSION;
+            self.write(&data)?;
+        }
+        Ok(still_used)
+    }
+
     /// The whole file; missing means empty, damaged means empty with a warning.
     fn read(&self) -> Result<FileData, Error> {
         let bytes = match std::fs::read(&self.path) {
@@ -367,6 +387,21 @@ mod tests {
                 format!("rt-{i}-4")
             );
         }
+    }
+
+    #[test]
+    fn a_rejected_refresh_token_is_forgotten_only_if_nobody_replaced_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCacheFile::new(&dir.path().join("tokens.json"));
+        cache.store("k", Some(&login("rt-new"))).unwrap();
+        assert!(!cache
+            .forget_refresh_token("k", &SecretString::from("rt-old"))
+            .unwrap());
+        assert!(cache.load("k").unwrap().is_some());
+        assert!(cache
+            .forget_refresh_token("k", &SecretString::from("rt-new"))
+            .unwrap());
+        assert!(cache.load("k").unwrap().is_none());
     }
 
     #[test]
