@@ -21,8 +21,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -149,9 +147,7 @@ impl TokenCacheFile {
     /// holds it now, under the lock.
     pub fn store(&self, key: &str, login: Option<&CachedLogin>) -> Result<(), Error> {
         if let Some(dir) = self.path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
+            private_dir_builder()
                 .create(dir)
                 .map_err(|source| self.io("cannot create its directory", source))?;
         }
@@ -237,11 +233,7 @@ impl TokenCacheFile {
             uuid::Uuid::new_v4().simple()
         ));
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)?;
+            let mut file = private(OpenOptions::new().write(true).create_new(true)).open(&temp)?;
             file.write_all(&json)?;
             file.sync_all()?;
             std::fs::rename(&temp, &self.path)?;
@@ -261,25 +253,17 @@ impl TokenCacheFile {
     fn lock(&self) -> Result<File, Error> {
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|source| self.io("cannot open its lock file", source))?;
-        loop {
-            // SAFETY: flock on a file descriptor we own for the duration of the call.
-            let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if result == 0 {
-                return Ok(file);
-            }
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::Interrupted {
-                return Err(self.io("cannot lock it", error));
-            }
-        }
+        let file = private(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .open(&lock_path)
+        .map_err(|source| self.io("cannot open its lock file", source))?;
+        lock_exclusive(&file).map_err(|source| self.io("cannot lock it", source))?;
+        Ok(file)
     }
 
     fn io(&self, action: &'static str, source: std::io::Error) -> Error {
@@ -297,6 +281,50 @@ impl fmt::Debug for TokenCacheFile {
             .field("path", &self.path)
             .finish()
     }
+}
+
+/// Files only the owner may read and write (0600).
+#[cfg(unix)]
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    options // the user's profile directory is private on Windows
+}
+
+/// Directories only the owner may enter (0700).
+fn private_dir_builder() -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+}
+
+/// Blocks until this process holds the exclusive `flock` on `file`.
+#[cfg(unix)]
+fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    loop {
+        // SAFETY: flock on a file descriptor that `file` keeps open for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Without `flock`, the re-read before every write still keeps other entries; two writers of
+/// the same entry race as last-writer-wins.
+#[cfg(not(unix))]
+fn lock_exclusive(_file: &File) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.
