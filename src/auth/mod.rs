@@ -82,7 +82,9 @@ impl Credentials {
     }
 
     /// Builds the credentials for one `auth:` block, with token requests made as `session`
-    /// describes; Kognic credentials are resolved from the process environment.
+    /// describes. Kognic credentials and the workload identity defaults (`AZURE_*`) are resolved
+    /// from the process environment; `device-code` and `browser` start a new login only when
+    /// stdin and stderr are terminals (else they need the refresh token `tapline login` cached).
     pub fn from_auth(auth: &AuthConfig, session: &SessionConfig) -> Result<Self, Error> {
         let (source, options): (Arc<dyn TokenSource>, CacheOptions) = match auth {
             AuthConfig::None => return Ok(Self::none()),
