@@ -56,6 +56,13 @@ enum Command {
         #[arg(long, requires = "kognic")]
         server: Option<String>,
     },
+    /// Sign in once (device-code or browser auth) and fill the token cache file, so that later
+    /// runs need no prompt.
+    Login {
+        /// Config file (default: $TAPLINE_CONFIG, else ./tapline.yaml).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the config file.
     Schema,
 }
@@ -125,6 +132,16 @@ fn run(command: Command) -> Result<(), tapline::Error> {
             println!("{}", token.secret().expose_secret());
             Ok(())
         }
+        Command::Login { config } => {
+            init_cli_logging();
+            let config = load(config)?;
+            let path = block_on(tapline::auth::Credentials::login(
+                &config.auth,
+                &config.session,
+            ))?;
+            eprintln!("signed in; tokens cached in {}", path.display());
+            Ok(())
+        }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&config::schema()).expect("schema is JSON");
             println!("{schema}");
@@ -155,6 +172,15 @@ fn fetch_token(
         .build()
         .expect("a tokio runtime starts");
     Ok(runtime.block_on(credentials.token())?)
+}
+
+/// Runs `future` on a runtime of its own (the one-shot commands).
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts")
+        .block_on(future)
 }
 
 /// The `auth:` block `tapline token --kognic` stands for; serde fills in the defaults.

@@ -76,6 +76,41 @@ pub enum Error {
     /// The Kognic credentials could not be resolved or read.
     #[error("kognic credentials: {0}")]
     Kognic(String),
+    /// The workload identity token file (the client assertion) could not be read.
+    #[error("cannot read the workload identity token file {path}; is the pod's service account set up for workload identity (label azure.workload.identity/use: \"true\")?")]
+    AssertionFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The workload identity token file holds an unusable or expired assertion. Sending it would
+    /// only earn an AADSTS700024 from the identity provider.
+    #[error("the workload identity token file {path} {problem}; the kubelet refreshes it, so check that the projected volume is mounted and current")]
+    AssertionInvalid {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, e.g. "holds a token that expired 30s ago".
+        problem: String,
+    },
+    /// No usable refresh token is cached and nobody is at a terminal to sign in.
+    #[error("a login is needed: {0}")]
+    LoginRequired(String),
+    /// An interactive login (device code or browser) did not complete.
+    #[error("the login failed: {0}")]
+    LoginFailed(String),
+    /// The token cache file could not be read or written.
+    #[error("token cache file {path}: {action}")]
+    TokenCacheFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The HTTP client for token requests could not be built (bad proxy or CA bundle).
     #[error("cannot set up the HTTP client for token requests: {0}")]
     HttpClient(String),

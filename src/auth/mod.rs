@@ -3,18 +3,25 @@
 //! Every task shares one [`Credentials`]: it hands out the current bearer token, refreshes it
 //! before it expires, and drops exactly the token an API rejected with 401.
 //!
-//! One file per provider (`client_secret.rs`, `certificate.rs`, `kognic.rs`, `static_token.rs`),
+//! One file per provider (`client_secret.rs`, `certificate.rs`, `kognic.rs`, `static_token.rs`,
+//! `workload_identity.rs`, and the interactive `device_code.rs` and `browser.rs`),
 //! each a [`TokenSource`] that fetches one token; `token_endpoint.rs` is the OAuth token request
 //! they share; `cache.rs` decides when to fetch and knows nothing about OAuth.
 
+mod browser;
 mod cache;
 mod certificate;
 mod client_secret;
+mod device_code;
 mod error;
+mod interactive_login;
 mod kognic;
+mod refresh_token;
 mod static_token;
 mod token;
+mod token_cache_file;
 mod token_endpoint;
+mod workload_identity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +30,13 @@ pub use cache::{CacheOptions, FetchRetry, TokenCache};
 pub use certificate::Certificate;
 pub use client_secret::ClientSecret;
 pub use error::Error;
+pub use interactive_login::{InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt};
 pub use kognic::{Kognic, KognicEnv};
 pub use static_token::StaticToken;
 pub use token::{AccessToken, FetchedToken};
+pub use token_cache_file::{CachedLogin, TokenCacheFile};
 pub use token_endpoint::http_client;
+pub use workload_identity::{WorkloadIdentity, WorkloadIdentityEnv};
 
 use crate::config::{AuthConfig, Config, SessionConfig};
 
@@ -72,7 +82,9 @@ impl Credentials {
     }
 
     /// Builds the credentials for one `auth:` block, with token requests made as `session`
-    /// describes; Kognic credentials are resolved from the process environment.
+    /// describes. Kognic credentials and the workload identity defaults (`AZURE_*`) are resolved
+    /// from the process environment; `device-code` and `browser` start a new login only when
+    /// stdin and stderr are terminals (else they need the refresh token `tapline login` cached).
     pub fn from_auth(auth: &AuthConfig, session: &SessionConfig) -> Result<Self, Error> {
         let (source, options): (Arc<dyn TokenSource>, CacheOptions) = match auth {
             AuthConfig::None => return Ok(Self::none()),
@@ -101,8 +113,62 @@ impl Credentials {
                 )?),
                 margin(config.refresh_margin),
             ),
+            AuthConfig::WorkloadIdentity(config) => (
+                Arc::new(WorkloadIdentity::new(
+                    config,
+                    &WorkloadIdentityEnv::from_process(),
+                    http_client(session)?,
+                )?),
+                margin(config.refresh_margin),
+            ),
+            AuthConfig::DeviceCode(config) => (
+                Arc::new(InteractiveLogin::device_code(
+                    config,
+                    http_client(session)?,
+                    LoginOptions::terminal(false),
+                )?),
+                margin(config.refresh_margin),
+            ),
+            AuthConfig::Browser(config) => (
+                Arc::new(InteractiveLogin::browser(
+                    config,
+                    http_client(session)?,
+                    LoginOptions::terminal(config.open_browser),
+                )?),
+                margin(config.refresh_margin),
+            ),
         };
         Ok(Self::from_cache(TokenCache::with_options(source, options)))
+    }
+
+    /// Runs the interactive login of a `device-code` or `browser` block once, at the terminal,
+    /// and fills the token cache file (`tapline login`); returns the cache file's path.
+    pub async fn login(
+        auth: &AuthConfig,
+        session: &SessionConfig,
+    ) -> Result<std::path::PathBuf, Error> {
+        let options = |open_browser| LoginOptions {
+            allow_login: true,
+            ..LoginOptions::terminal(open_browser)
+        };
+        let login = match auth {
+            AuthConfig::DeviceCode(config) => {
+                InteractiveLogin::device_code(config, http_client(session)?, options(false))?
+            }
+            AuthConfig::Browser(config) => InteractiveLogin::browser(
+                config,
+                http_client(session)?,
+                options(config.open_browser),
+            )?,
+            other => {
+                return Err(Error::Misconfigured(format!(
+                    "auth type {} has no interactive login; `tapline login` is for device-code and browser",
+                    other.type_name()
+                )))
+            }
+        };
+        login.login().await?;
+        Ok(login.cache_file().path().to_path_buf())
     }
 
     /// The token to send now, or `None` when authentication is off.

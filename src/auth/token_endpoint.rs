@@ -63,6 +63,18 @@ impl TokenEndpoint {
         form: &[(&str, FormValue<'_>)],
         auth: ClientAuthentication<'_>,
     ) -> Result<FetchedToken, Error> {
+        self.request_grant(form, auth)
+            .await
+            .map(|response| response.token)
+    }
+
+    /// Like [`Self::request`], but also returns the refresh token the endpoint issued, for the
+    /// interactive flows that keep one.
+    pub(crate) async fn request_grant(
+        &self,
+        form: &[(&str, FormValue<'_>)],
+        auth: ClientAuthentication<'_>,
+    ) -> Result<TokenResponse, Error> {
         let result = self.request_once(form, auth).await;
         let label = if result.is_ok() { "success" } else { "failure" };
         metrics::counter!("tapline_token_requests_total", "result" => label).increment(1);
@@ -73,57 +85,85 @@ impl TokenEndpoint {
         &self,
         form: &[(&str, FormValue<'_>)],
         auth: ClientAuthentication<'_>,
-    ) -> Result<FetchedToken, Error> {
-        let body = encode_form(form);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let ClientAuthentication::Basic { id, secret } = auth {
-            headers.insert(AUTHORIZATION, basic_header(id, secret)?);
-        }
+    ) -> Result<TokenResponse, Error> {
         tracing::debug!(url = %self.url, "requesting a token");
-        let sent_at = super::token::now();
-        let response = self
-            .http
-            .post(self.url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| self.unreachable(source))?;
-        let status = response.status().as_u16();
-        let retry_after = retry_after::from_headers(response.headers(), SystemTime::now());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| self.unreachable(source))?;
-        if (200..300).contains(&status) {
-            let token = parse_token_response(&bytes, sent_at).map_err(|problem| {
-                Error::MalformedResponse {
-                    url: self.url.to_string(),
-                    problem,
-                }
-            })?;
-            tracing::debug!(
-                url = %self.url,
-                expires_in_secs = token.expires_at.map(|at| at.saturating_duration_since(super::token::now()).as_secs()),
-                "token obtained"
-            );
-            return Ok(token);
-        }
-        tracing::debug!(url = %self.url, status, "token request failed");
-        Err(error_response(&self.url, status, &bytes, retry_after))
+        let answer = post_form(&self.http, &self.url, form, auth).await?;
+        let token = parse_token_response(&answer.bytes, answer.sent_at).map_err(|problem| {
+            Error::MalformedResponse {
+                url: self.url.to_string(),
+                problem,
+            }
+        })?;
+        tracing::debug!(
+            url = %self.url,
+            expires_in_secs = token.token.expires_at.map(|at| at.saturating_duration_since(super::token::now()).as_secs()),
+            refresh_token = token.refresh_token.is_some(),
+            "token obtained"
+        );
+        Ok(token)
     }
 
-    fn unreachable(&self, source: reqwest::Error) -> Error {
-        Error::Unreachable {
-            url: self.url.to_string(),
-            source: source.without_url(),
-        }
+    /// The HTTP client for token requests, for the flows' other OAuth endpoints.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
+}
+
+/// A 2xx answer to a form POST, with the moment the request left.
+pub(crate) struct FormAnswer {
+    /// The body; never logged, it may hold a token.
+    pub(crate) bytes: bytes::Bytes,
+    /// Just before sending, on the monotonic clock.
+    pub(crate) sent_at: Instant,
+}
+
+/// POSTs a form to an OAuth endpoint and returns a 2xx body; any other answer becomes the same
+/// [`Error`] a token request would give (an OAuth `error` on a 4xx is a rejection, 408/429/5xx
+/// are transient), so the device authorization endpoint is classified like the token endpoint.
+pub(crate) async fn post_form(
+    http: &reqwest::Client,
+    url: &url::Url,
+    form: &[(&str, FormValue<'_>)],
+    auth: ClientAuthentication<'_>,
+) -> Result<FormAnswer, Error> {
+    let unreachable = |source: reqwest::Error| Error::Unreachable {
+        url: url.to_string(),
+        source: source.without_url(),
+    };
+    let body = encode_form(form);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    if let ClientAuthentication::Basic { id, secret } = auth {
+        headers.insert(AUTHORIZATION, basic_header(id, secret)?);
+    }
+    let sent_at = super::token::now();
+    let response = http
+        .post(url.clone())
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after::from_headers(response.headers(), SystemTime::now());
+    let bytes = response.bytes().await.map_err(unreachable)?;
+    if (200..300).contains(&status) {
+        return Ok(FormAnswer { bytes, sent_at });
+    }
+    tracing::debug!(url = %url, status, "OAuth request failed");
+    Err(error_response(url, status, &bytes, retry_after))
+}
+
+/// A token response: the access token and, when the endpoint issued one, a refresh token.
+pub(crate) struct TokenResponse {
+    /// The access token and its expiry.
+    pub(crate) token: FetchedToken,
+    /// The refresh token, kept only by the interactive flows.
+    pub(crate) refresh_token: Option<SecretString>,
 }
 
 impl fmt::Debug for TokenEndpoint {
@@ -202,7 +242,7 @@ fn basic_header(id: &str, secret: &SecretString) -> Result<HeaderValue, Error> {
 }
 
 /// Reads a 2xx token response. The problem text never quotes the body.
-fn parse_token_response(bytes: &[u8], sent_at: Instant) -> Result<FetchedToken, &'static str> {
+fn parse_token_response(bytes: &[u8], sent_at: Instant) -> Result<TokenResponse, &'static str> {
     let body: Value = serde_json::from_slice(bytes).map_err(|_| "the body is not JSON")?;
     let Value::Object(body) = body else {
         return Err("the body is not a JSON object");
@@ -221,11 +261,19 @@ fn parse_token_response(bytes: &[u8], sent_at: Instant) -> Result<FetchedToken, 
             tracing::warn!(token_type = kind, "the token endpoint returned a token that is not a Bearer token; sending it as Bearer");
         }
     }
-    Ok(FetchedToken {
-        value,
-        // Anchored to when the request left, not when the answer came: the provider's clock
-        // started no later than that, so we can never believe a token lives longer than it does.
-        expires_at: expires_in.map(|lifetime| sent_at + lifetime),
+    let refresh_token = match body.get("refresh_token") {
+        Some(Value::String(token)) if !token.is_empty() => Some(SecretString::from(token.clone())),
+        _ => None,
+    };
+    Ok(TokenResponse {
+        token: FetchedToken {
+            value,
+            // Anchored to when the request left, not when the answer came: the provider's clock
+            // started no later than that, so we can never believe a token lives longer than it
+            // does.
+            expires_at: expires_in.map(|lifetime| sent_at + lifetime),
+        },
+        refresh_token,
     })
 }
 
@@ -272,7 +320,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str) -> Result<FetchedToken, &'static str> {
-        parse_token_response(body.as_bytes(), Instant::now())
+        parse_token_response(body.as_bytes(), Instant::now()).map(|response| response.token)
     }
 
     #[test]
@@ -283,7 +331,7 @@ mod tests {
             r#"{"access_token":"t","expires_in":"3599"}"#,
             r#"{"access_token":"t","expires_in":3599.0}"#,
         ] {
-            let token = parse_token_response(body.as_bytes(), sent).unwrap();
+            let token = parse_token_response(body.as_bytes(), sent).unwrap().token;
             assert_eq!(
                 token.expires_at,
                 Some(sent + Duration::from_secs(3599)),

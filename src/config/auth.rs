@@ -23,6 +23,15 @@ pub enum AuthConfig {
     Kognic(KognicConfig),
     /// A token obtained elsewhere, given inline or in a file.
     Token(TokenConfig),
+    /// OAuth 2.0 device authorization grant (RFC 8628): a person signs in on another device;
+    /// the refresh token is kept in the token cache file.
+    DeviceCode(DeviceCodeConfig),
+    /// OAuth 2.0 authorization code grant with PKCE in the user's browser, redirected to a
+    /// local listener; the refresh token is kept in the token cache file.
+    Browser(BrowserConfig),
+    /// Kubernetes workload identity (Azure): client credentials with the projected
+    /// service-account token as client assertion; no stored secret.
+    WorkloadIdentity(WorkloadIdentityConfig),
     /// No authentication: requests carry no Authorization header.
     None,
 }
@@ -35,6 +44,9 @@ impl AuthConfig {
             Self::Certificate(_) => "certificate",
             Self::Kognic(_) => "kognic",
             Self::Token(_) => "token",
+            Self::DeviceCode(_) => "device-code",
+            Self::Browser(_) => "browser",
+            Self::WorkloadIdentity(_) => "workload-identity",
             Self::None => "none",
         }
     }
@@ -233,6 +245,131 @@ impl fmt::Debug for TokenConfig {
     }
 }
 
+/// `type: device-code`: a person signs in once on any device with a browser; tapline keeps the
+/// refresh token in the token cache file and refreshes silently from then on.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DeviceCodeConfig {
+    /// The authority, e.g. `https://login.microsoftonline.com/<tenant>` (Entra ID endpoints are
+    /// derived from it) or an OIDC issuer (endpoints found by discovery). Or give `token-url`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `authority-url`; needs `device-authorization-url`.
+    pub token_url: Option<String>,
+    /// The device authorization endpoint (RFC 8628), with `token-url`.
+    pub device_authorization_url: Option<String>,
+    /// The OAuth client id (a public client: no secret).
+    pub client_id: String,
+    /// Scopes: a list, or one space-separated string. `openid` and `offline_access` are added to
+    /// the login request so that a refresh token is issued.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with the login and token requests (audience, resource, ...).
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// The token cache file (mode 0600); default `$XDG_CACHE_HOME/tapline/tokens.json`, else
+    /// `~/.cache/tapline/tokens.json`.
+    pub token_cache: Option<PathBuf>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: Duration,
+}
+
+impl DeviceCodeConfig {
+    /// The configured endpoints.
+    pub fn endpoints(&self) -> InteractiveEndpoints {
+        InteractiveEndpoints {
+            authority_url: self.authority_url.clone(),
+            token_url: self.token_url.clone(),
+            login_url: self.device_authorization_url.clone(),
+        }
+    }
+}
+
+/// `type: browser`: authorization code with PKCE in the user's browser.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// The authority, e.g. `https://login.microsoftonline.com/<tenant>` (Entra ID endpoints are
+    /// derived from it) or an OIDC issuer (endpoints found by discovery). Or give `token-url`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `authority-url`; needs `authorization-url`.
+    pub token_url: Option<String>,
+    /// The authorization endpoint, with `token-url`.
+    pub authorization_url: Option<String>,
+    /// The OAuth client id (a public client registered with redirect URI `http://localhost`).
+    pub client_id: String,
+    /// Scopes: a list, or one space-separated string. `openid` and `offline_access` are added to
+    /// the login request so that a refresh token is issued.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with the token requests (audience, resource, ...).
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// The local port of the redirect listener, `http://localhost:<port>`.
+    #[serde(default = "default_redirect_port")]
+    pub redirect_port: u16,
+    /// Try to open the system browser; the URL is printed on stderr either way.
+    #[serde(default = "default_true")]
+    pub open_browser: bool,
+    /// The token cache file (mode 0600); default `$XDG_CACHE_HOME/tapline/tokens.json`, else
+    /// `~/.cache/tapline/tokens.json`.
+    pub token_cache: Option<PathBuf>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: Duration,
+}
+
+impl BrowserConfig {
+    /// The configured endpoints.
+    pub fn endpoints(&self) -> InteractiveEndpoints {
+        InteractiveEndpoints {
+            authority_url: self.authority_url.clone(),
+            token_url: self.token_url.clone(),
+            login_url: self.authorization_url.clone(),
+        }
+    }
+}
+
+/// The endpoints of an interactive login as configured: an authority, or a token URL plus the
+/// flow's own endpoint (device authorization or authorization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractiveEndpoints {
+    /// `authority-url`.
+    pub authority_url: Option<String>,
+    /// `token-url`.
+    pub token_url: Option<String>,
+    /// `device-authorization-url` or `authorization-url`.
+    pub login_url: Option<String>,
+}
+
+/// `type: workload-identity`: Azure workload identity on Kubernetes. The defaults are the
+/// variables the workload identity webhook sets in the pod.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WorkloadIdentityConfig {
+    /// The client id of the app registration or managed identity; default `$AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// The Entra ID tenant; default `$AZURE_TENANT_ID`. Token URL
+    /// `<authority host>/<tenant>/oauth2/v2.0/token`.
+    pub tenant: Option<String>,
+    /// The authority, instead of `tenant`; the token URL is this plus `/oauth2/v2.0/token`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `tenant` or `authority-url`.
+    pub token_url: Option<String>,
+    /// The projected service-account token, sent as the client assertion and read again for
+    /// every token request (the kubelet rotates it); default `$AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file: Option<PathBuf>,
+    /// Scopes: a list, or one space-separated string.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with every token request.
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: Duration,
+}
+
 /// OAuth scopes, written as a list or as one space-separated string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
 #[schemars(with = "ScopesSchema")]
@@ -276,6 +413,14 @@ impl<'de> Deserialize<'de> for Scopes {
 
 fn default_refresh_margin() -> Duration {
     Duration::from_secs(30)
+}
+
+fn default_redirect_port() -> u16 {
+    53000
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_kognic_server() -> String {

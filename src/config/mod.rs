@@ -28,8 +28,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use auth::{
-    AuthConfig, CertificateConfig, ClientAuth, ClientSecretConfig, KognicConfig, Scopes,
-    TokenConfig,
+    AuthConfig, BrowserConfig, CertificateConfig, ClientAuth, ClientSecretConfig, DeviceCodeConfig,
+    InteractiveEndpoints, KognicConfig, Scopes, TokenConfig, WorkloadIdentityConfig,
 };
 pub use duration::{Duration, InvalidDuration};
 pub use error::{Error, Problem};

@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::auth::{AuthConfig, CertificateConfig, ClientSecretConfig, KognicConfig, TokenConfig};
+use super::auth::{
+    AuthConfig, CertificateConfig, ClientSecretConfig, InteractiveEndpoints, KognicConfig,
+    TokenConfig, WorkloadIdentityConfig,
+};
 use super::error::Problem;
 use super::load::Options;
 use super::path::KeyPath;
@@ -97,6 +100,15 @@ fn auth(auth: &AuthConfig, path: &KeyPath, out: &mut Vec<Problem>) {
         AuthConfig::Certificate(config) => certificate(config, path, out),
         AuthConfig::Kognic(config) => kognic(config, path, out),
         AuthConfig::Token(config) => token(config, path, out),
+        AuthConfig::DeviceCode(config) => {
+            not_blank(&config.client_id, &path.key("client-id"), out);
+            interactive(&config.endpoints(), "device-authorization-url", path, out);
+        }
+        AuthConfig::Browser(config) => {
+            not_blank(&config.client_id, &path.key("client-id"), out);
+            interactive(&config.endpoints(), "authorization-url", path, out);
+        }
+        AuthConfig::WorkloadIdentity(config) => workload_identity(config, path, out),
         AuthConfig::None => {}
     }
 }
@@ -167,6 +179,71 @@ fn kognic(config: &KognicConfig, path: &KeyPath, out: &mut Vec<Problem>) {
         config.server.trim_end_matches('/')
     );
     token_url(&server, &path.key("server"), out);
+}
+
+/// An interactive login needs an authority, or a token URL plus the flow's own endpoint
+/// (`login_key`); every URL that will see the client id or a code must be https (or loopback).
+fn interactive(
+    endpoints: &InteractiveEndpoints,
+    login_key: &str,
+    path: &KeyPath,
+    out: &mut Vec<Problem>,
+) {
+    match (&endpoints.authority_url, &endpoints.token_url) {
+        (Some(_), Some(_)) => out.push(Problem::new(
+            &path.key("authority-url"),
+            "give either authority-url or token-url, not both",
+        )),
+        (None, None) => out.push(Problem::new(
+            &path.key("authority-url"),
+            format!("missing; give authority-url (https://login.microsoftonline.com/<tenant>, or an OIDC issuer), or token-url with {login_key}"),
+        )),
+        (None, Some(_)) if endpoints.login_url.is_none() => out.push(Problem::new(
+            &path.key(login_key),
+            format!("missing; token-url needs {login_key}, or give authority-url instead"),
+        )),
+        _ => {}
+    }
+    for (key, url) in [
+        ("authority-url", &endpoints.authority_url),
+        ("token-url", &endpoints.token_url),
+        (login_key, &endpoints.login_url),
+    ] {
+        if let Some(url) = url {
+            token_url(url, &path.key(key), out);
+        }
+    }
+}
+
+fn workload_identity(config: &WorkloadIdentityConfig, path: &KeyPath, out: &mut Vec<Problem>) {
+    let given: Vec<&str> = [
+        ("tenant", config.tenant.is_some()),
+        ("authority-url", config.authority_url.is_some()),
+        ("token-url", config.token_url.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    if given.len() > 1 {
+        out.push(Problem::new(
+            &path.key(given[1]),
+            format!(
+                "give only one of tenant, authority-url and token-url (found {})",
+                given.join(", ")
+            ),
+        ));
+    }
+    for (key, value) in [("client-id", &config.client_id), ("tenant", &config.tenant)] {
+        if let Some(value) = value {
+            not_blank(value, &path.key(key), out);
+        }
+    }
+    if let Some(url) = &config.token_url {
+        token_url(url, &path.key("token-url"), out);
+    }
+    if let Some(url) = &config.authority_url {
+        token_url(url, &path.key("authority-url"), out);
+    }
 }
 
 fn token(config: &TokenConfig, path: &KeyPath, out: &mut Vec<Problem>) {

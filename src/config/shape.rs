@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn unknown_auth_type_lists_the_known_ones() {
         let found = problems(json!({"auth": {"type": "magic"}}));
-        assert_eq!(found, ["auth.type: unknown type \"magic\"; known types: client-secret, certificate, kognic, token, none"]);
+        assert_eq!(found, ["auth.type: unknown type \"magic\"; known types: client-secret, certificate, kognic, token, device-code, browser, workload-identity, none"]);
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn unknown_auth_and_task_types_list_the_known_ones() {
     assert_invalid(
         &run,
         &[
-            "auth.type: unknown type \"oauth\"; known types: client-secret, certificate, kognic, token, none",
+            "auth.type: unknown type \"oauth\"; known types: client-secret, certificate, kognic, token, device-code, browser, workload-identity, none",
             "line 4: tasks[0].type: unknown task type \"ftp-poll\"; known types: file, http-poll",
         ],
     );

@@ -167,6 +167,84 @@ impl Idp {
             .collect()
     }
 
+    /// How many refresh_token grants the provider answered with a token for `client_id`.
+    pub async fn refreshed(&self, client_id: &str) -> u64 {
+        let counts: Value = reqwest::get(format!("{}/__test/counts/{client_id}", self.base))
+            .await
+            .expect("admin route answers")
+            .json()
+            .await
+            .expect("counts are JSON");
+        counts["refreshed"].as_u64().expect("refreshed count")
+    }
+
+    /// The client assertions the provider accepted for `client_id`, in order:
+    /// `[{jti, aud, iat, exp}, ...]`.
+    pub async fn assertions(&self, client_id: &str) -> Vec<Value> {
+        let body: Value = reqwest::get(format!("{}/__test/assertions/{client_id}", self.base))
+            .await
+            .expect("admin route answers")
+            .json()
+            .await
+            .expect("assertions are JSON");
+        body["assertions"].as_array().expect("a list").clone()
+    }
+
+    /// Registers a public client (no secret) for the interactive flows: device code, and
+    /// authorization code with redirect URI `http://localhost` (any port, as a native app).
+    /// `device_interval` is the polling interval /device/auth advertises.
+    pub async fn public_client(&self, ttl_secs: u64, device_interval: u64) -> String {
+        let id = super::unique("public");
+        self.register(json!({
+            "client_id": id,
+            "token_endpoint_auth_method": "none",
+            "application_type": "native",
+            "grant_types": [
+                "urn:ietf:params:oauth:grant-type:device_code",
+                "authorization_code",
+                "refresh_token"
+            ],
+            "redirect_uris": ["http://localhost"],
+            "token_ttl": ttl_secs,
+            "device_interval": device_interval,
+        }))
+        .await;
+        id
+    }
+
+    /// The device authorization endpoint.
+    pub fn device_authorization_url(&self) -> String {
+        format!("{}/device/auth", self.base)
+    }
+
+    /// Approves (as the test user) or denies the pending device login with `user_code`.
+    pub async fn decide_device(&self, user_code: &str, approve: bool) {
+        let action = if approve { "approve" } else { "deny" };
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/__test/device/{action}", self.base))
+            .json(&json!({ "user_code": user_code }))
+            .send()
+            .await
+            .expect("admin route answers")
+            .json()
+            .await
+            .expect("JSON answer");
+        assert!(body.get("error").is_none(), "{action} failed: {body}");
+    }
+
+    /// Drops every refresh token issued to `client_id`.
+    pub async fn revoke_refresh_tokens(&self, client_id: &str) {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/__test/refresh-tokens/{client_id}/revoke",
+                self.base
+            ))
+            .send()
+            .await
+            .expect("admin route answers");
+        assert!(response.status().is_success());
+    }
+
     /// The provider's signing keys.
     pub async fn jwks(&self) -> Value {
         reqwest::get(format!("{}/jwks", self.base))

@@ -1,0 +1,292 @@
+//! `type: workload-identity`: Azure workload identity on Kubernetes, with no stored secret.
+//!
+//! Why it exists: a long-running extractor in Kubernetes should not hold a client secret or a
+//! certificate at all. The workload identity webhook projects a short-lived service-account token
+//! into the pod and sets `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_FEDERATED_TOKEN_FILE` and
+//! `AZURE_AUTHORITY_HOST`; Entra ID trusts that token (a federated credential) as the client
+//! assertion of a client credentials grant.
+//!
+//! The file is read again for **every** token request: the kubelet rotates it, and reusing an
+//! assertion read at startup is exactly the stale-assertion bug (AADSTS700024) other SDKs had.
+//! An assertion that has already expired is reported before it is sent, with the file's path.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::WorkloadIdentityConfig;
+
+use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint};
+use super::{Error, FetchedToken, TokenSource};
+
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Entra ID's public cloud, when `$AZURE_AUTHORITY_HOST` is not set.
+const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com/";
+
+/// The variables Azure's workload identity webhook sets in the pod, captured once so that
+/// resolution is testable without touching the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadIdentityEnv {
+    /// `$AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `$AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// `$AZURE_FEDERATED_TOKEN_FILE`.
+    pub federated_token_file: Option<PathBuf>,
+    /// `$AZURE_AUTHORITY_HOST`, e.g. `https://login.microsoftonline.com/`.
+    pub authority_host: Option<String>,
+}
+
+impl WorkloadIdentityEnv {
+    /// Reads the variables from this process's environment; empty values count as unset.
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            client_id: var("AZURE_CLIENT_ID"),
+            tenant_id: var("AZURE_TENANT_ID"),
+            federated_token_file: var("AZURE_FEDERATED_TOKEN_FILE").map(PathBuf::from),
+            authority_host: var("AZURE_AUTHORITY_HOST"),
+        }
+    }
+}
+
+/// Fetches tokens with the projected service-account token as the client assertion.
+pub struct WorkloadIdentity {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    token_file: PathBuf,
+    scope: String,
+    token_args: Vec<(String, String)>,
+}
+
+impl WorkloadIdentity {
+    /// Resolves the client id, token URL and token file from the config, falling back to `env`.
+    /// The token file is not read here: it is read at every request.
+    pub fn new(
+        config: &WorkloadIdentityConfig,
+        env: &WorkloadIdentityEnv,
+        http: reqwest::Client,
+    ) -> Result<Self, Error> {
+        let client_id = config
+            .client_id
+            .clone()
+            .or_else(|| env.client_id.clone())
+            .ok_or_else(|| {
+                Error::Misconfigured(
+                    "give auth.client-id, or set $AZURE_CLIENT_ID (the workload identity webhook sets it from the service account's azure.workload.identity/client-id annotation)".into(),
+                )
+            })?;
+        let token_url = match (&config.token_url, &config.authority_url) {
+            (Some(url), _) => url.clone(),
+            (None, Some(authority)) => {
+                format!("{}/oauth2/v2.0/token", authority.trim_end_matches('/'))
+            }
+            (None, None) => {
+                let tenant = config
+                    .tenant
+                    .clone()
+                    .or_else(|| env.tenant_id.clone())
+                    .ok_or_else(|| {
+                        Error::Misconfigured(
+                            "give auth.tenant, auth.authority-url or auth.token-url, or set $AZURE_TENANT_ID (the workload identity webhook sets it)".into(),
+                        )
+                    })?;
+                let host = env
+                    .authority_host
+                    .as_deref()
+                    .unwrap_or(DEFAULT_AUTHORITY_HOST);
+                format!("{}/{tenant}/oauth2/v2.0/token", host.trim_end_matches('/'))
+            }
+        };
+        let token_file = config
+            .token_file
+            .clone()
+            .or_else(|| env.federated_token_file.clone())
+            .ok_or_else(|| {
+                Error::Misconfigured(
+                    "give auth.token-file, or set $AZURE_FEDERATED_TOKEN_FILE (the workload identity webhook sets it when the pod has the label azure.workload.identity/use: \"true\")".into(),
+                )
+            })?;
+        Ok(Self {
+            endpoint: TokenEndpoint::new(&token_url, http)?,
+            client_id,
+            token_file,
+            scope: config.scopes.joined(),
+            token_args: config
+                .token_args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+
+    /// The token URL in use.
+    pub fn token_url(&self) -> &str {
+        self.endpoint.url()
+    }
+
+    /// The resolved client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Reads the assertion now, refusing an empty file or a JWT whose `exp` has passed.
+    async fn assertion(&self) -> Result<SecretString, Error> {
+        let text = tokio::fs::read_to_string(&self.token_file)
+            .await
+            .map_err(|source| Error::AssertionFile {
+                path: self.token_file.clone(),
+                source,
+            })?;
+        let assertion = SecretString::from(text.trim().to_string());
+        if assertion.expose_secret().is_empty() {
+            return Err(self.invalid("is empty".into()));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        if let Some(exp) = expiry(assertion.expose_secret()) {
+            if exp <= now {
+                return Err(self.invalid(format!("holds a token that expired {}s ago", now - exp)));
+            }
+        }
+        Ok(assertion)
+    }
+
+    fn invalid(&self, problem: String) -> Error {
+        Error::AssertionInvalid {
+            path: self.token_file.clone(),
+            problem,
+        }
+    }
+}
+
+/// The `exp` claim of a JWT, read without verifying it (the identity provider verifies); `None`
+/// when the text is not a JWT with a numeric `exp`.
+fn expiry(jwt: &str) -> Option<u64> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64()
+}
+
+#[async_trait::async_trait]
+impl TokenSource for WorkloadIdentity {
+    async fn fetch(&self) -> Result<FetchedToken, Error> {
+        let assertion = self.assertion().await?;
+        let mut form = vec![
+            ("grant_type", FormValue::Plain("client_credentials")),
+            ("client_id", FormValue::Plain(&self.client_id)),
+            ("client_assertion_type", FormValue::Plain(JWT_BEARER)),
+            ("client_assertion", FormValue::Secret(&assertion)),
+        ];
+        if !self.scope.is_empty() {
+            form.push(("scope", FormValue::Plain(&self.scope)));
+        }
+        for (name, value) in &self.token_args {
+            form.push((name, FormValue::Plain(value)));
+        }
+        self.endpoint
+            .request(&form, ClientAuthentication::InForm)
+            .await
+    }
+}
+
+impl fmt::Debug for WorkloadIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadIdentity")
+            .field("endpoint", &self.endpoint)
+            .field("client_id", &self.client_id)
+            .field("token_file", &self.token_file)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> WorkloadIdentityConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn env() -> WorkloadIdentityEnv {
+        WorkloadIdentityEnv {
+            client_id: Some("env-client".into()),
+            tenant_id: Some("env-tenant".into()),
+            federated_token_file: Some("/var/run/secrets/azure/tokens/azure-identity-token".into()),
+            authority_host: Some("https://login.microsoftonline.com/".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_webhook_variables() {
+        let source = WorkloadIdentity::new(&config("{}"), &env(), reqwest::Client::new()).unwrap();
+        assert_eq!(source.client_id(), "env-client");
+        assert_eq!(
+            source.token_url(),
+            "https://login.microsoftonline.com/env-tenant/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            source.token_file,
+            PathBuf::from("/var/run/secrets/azure/tokens/azure-identity-token")
+        );
+    }
+
+    #[test]
+    fn the_config_wins_over_the_environment() {
+        let source = WorkloadIdentity::new(
+            &config("client-id: mine\ntenant: t2\ntoken-file: /tmp/x"),
+            &env(),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(source.client_id(), "mine");
+        assert!(source.token_url().contains("/t2/"));
+        let source = WorkloadIdentity::new(
+            &config("authority-url: https://login.example.com/tenant3/"),
+            &env(),
+            reqwest::Client::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            source.token_url(),
+            "https://login.example.com/tenant3/oauth2/v2.0/token"
+        );
+    }
+
+    #[test]
+    fn missing_values_name_the_key_and_the_variable() {
+        let error = WorkloadIdentity::new(
+            &config("{}"),
+            &WorkloadIdentityEnv::default(),
+            reqwest::Client::new(),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("AZURE_CLIENT_ID"), "{error}");
+        let error = WorkloadIdentity::new(
+            &config("client-id: c\ntenant: t"),
+            &WorkloadIdentityEnv::default(),
+            reqwest::Client::new(),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("AZURE_FEDERATED_TOKEN_FILE"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn expiry_reads_the_unverified_exp_claim() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":1234}"#);
+        assert_eq!(expiry(&format!("e30.{payload}.sig")), Some(1234));
+        assert_eq!(expiry("not a jwt"), None);
+    }
+}
