@@ -4,7 +4,9 @@ use std::fmt;
 
 use crate::config::{ClientAuth, ClientSecretConfig, SecretSource};
 
-use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint};
+use super::token_endpoint::{
+    client_credentials_form, ClientAuthentication, FormValue, TokenEndpoint,
+};
 use super::{Error, FetchedToken, TokenSource};
 
 /// Fetches tokens with a client id and secret, sent in the form (`client-auth: body`, the
@@ -52,13 +54,7 @@ impl ClientSecret {
 impl TokenSource for ClientSecret {
     async fn fetch(&self) -> Result<FetchedToken, Error> {
         let secret = self.secret.read()?;
-        let mut form = vec![("grant_type", FormValue::Plain("client_credentials"))];
-        if !self.scope.is_empty() {
-            form.push(("scope", FormValue::Plain(&self.scope)));
-        }
-        for (name, value) in &self.token_args {
-            form.push((name, FormValue::Plain(value)));
-        }
+        let mut form = client_credentials_form(&self.scope, &self.token_args);
         let auth = match self.client_auth {
             ClientAuth::Body => {
                 form.push(("client_id", FormValue::Plain(&self.client_id)));

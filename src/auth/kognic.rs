@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use crate::config::{expand_home, KognicConfig};
 
-use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint};
+use super::token_endpoint::{
+    client_credentials_form, ClientAuthentication, FormValue, TokenEndpoint,
+};
 use super::{Error, FetchedToken, TokenSource};
 
 /// The Kognic token path, joined to the server as a string (the server needs no trailing slash).
@@ -174,10 +176,7 @@ fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 #[async_trait::async_trait]
 impl TokenSource for Kognic {
     async fn fetch(&self) -> Result<FetchedToken, Error> {
-        let mut form = vec![("grant_type", FormValue::Plain("client_credentials"))];
-        if !self.scope.is_empty() {
-            form.push(("scope", FormValue::Plain(&self.scope)));
-        }
+        let mut form = client_credentials_form(&self.scope, &[]);
         form.push(("client_id", FormValue::Plain(&self.client_id)));
         form.push(("client_secret", FormValue::Secret(&self.secret)));
         self.endpoint

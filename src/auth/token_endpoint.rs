@@ -174,6 +174,38 @@ impl fmt::Debug for TokenEndpoint {
     }
 }
 
+/// The `client_assertion_type` of a signed JWT client assertion (RFC 7523).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The form of a client credentials grant: `grant_type`, `scope` (omitted when empty) and the
+/// configured `token-args`. The caller adds how the client authenticates.
+pub(crate) fn client_credentials_form<'a>(
+    scope: &'a str,
+    token_args: &'a [(String, String)],
+) -> Vec<(&'a str, FormValue<'a>)> {
+    let mut form = vec![("grant_type", FormValue::Plain("client_credentials"))];
+    if !scope.is_empty() {
+        form.push(("scope", FormValue::Plain(scope)));
+    }
+    for (name, value) in token_args {
+        form.push((name, FormValue::Plain(value)));
+    }
+    form
+}
+
+/// The fields that authenticate a client with a signed assertion (private_key_jwt, or a
+/// federated token as in workload identity).
+pub(crate) fn client_assertion<'a>(
+    client_id: &'a str,
+    assertion: &'a SecretString,
+) -> [(&'a str, FormValue<'a>); 3] {
+    [
+        ("client_id", FormValue::Plain(client_id)),
+        ("client_assertion_type", FormValue::Plain(JWT_BEARER)),
+        ("client_assertion", FormValue::Secret(assertion)),
+    ]
+}
+
 /// A form field value: plain, or a secret exposed only when the body is written.
 pub(crate) enum FormValue<'a> {
     /// Not secret (grant type, client id, scope, ...).

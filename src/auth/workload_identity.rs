@@ -20,11 +20,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::WorkloadIdentityConfig;
 
-use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint};
+use super::token_endpoint::{
+    client_assertion, client_credentials_form, ClientAuthentication, TokenEndpoint,
+};
 use super::{Error, FetchedToken, TokenSource};
-
-/// The `client_assertion_type` of a JWT client assertion (RFC 7523).
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Entra ID's public cloud, when `$AZURE_AUTHORITY_HOST` is not set.
 const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com/";
@@ -180,18 +179,8 @@ fn expiry(jwt: &str) -> Option<u64> {
 impl TokenSource for WorkloadIdentity {
     async fn fetch(&self) -> Result<FetchedToken, Error> {
         let assertion = self.assertion().await?;
-        let mut form = vec![
-            ("grant_type", FormValue::Plain("client_credentials")),
-            ("client_id", FormValue::Plain(&self.client_id)),
-            ("client_assertion_type", FormValue::Plain(JWT_BEARER)),
-            ("client_assertion", FormValue::Secret(&assertion)),
-        ];
-        if !self.scope.is_empty() {
-            form.push(("scope", FormValue::Plain(&self.scope)));
-        }
-        for (name, value) in &self.token_args {
-            form.push((name, FormValue::Plain(value)));
-        }
+        let mut form = client_credentials_form(&self.scope, &self.token_args);
+        form.extend(client_assertion(&self.client_id, &assertion));
         self.endpoint
             .request(&form, ClientAuthentication::InForm)
             .await
