@@ -12,6 +12,7 @@
 //! - [`tasks`]: the built-in task types.
 //! - [`telemetry`]: logging, metrics and the health server.
 
+mod atomic_file;
 pub mod auth;
 pub mod config;
 mod error;

@@ -20,13 +20,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
+use crate::atomic_file::{self, Access};
 
 /// The file format version; a file with another version is treated as empty.
 const VERSION: u32 = 1;
@@ -222,31 +222,8 @@ impl TokenCacheFile {
     /// Temporary file (0600) in the same directory, fsync, rename, fsync the directory.
     fn write(&self, data: &FileData) -> Result<(), Error> {
         let json = serde_json::to_vec_pretty(data).expect("the cache is plain JSON");
-        let name = self
-            .path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "tokens.json".into());
-        let temp = self.path.with_file_name(format!(
-            ".{name}.{}.{}.tmp",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        let result = (|| {
-            let mut file = private(OpenOptions::new().write(true).create_new(true)).open(&temp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-            std::fs::rename(&temp, &self.path)?;
-            if let Some(dir) = self.path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                // Makes the rename itself durable; not every filesystem allows it.
-                let _ = File::open(dir).and_then(|dir| dir.sync_all());
-            }
-            Ok(())
-        })();
-        result.map_err(|source| {
-            let _ = std::fs::remove_file(&temp);
-            self.io("cannot write it", source)
-        })
+        atomic_file::replace(&self.path, &json, Access::OwnerOnly)
+            .map_err(|source| self.io("cannot write it", source))
     }
 
     /// An exclusive `flock` on `<file>.lock`, released when the returned file is dropped.

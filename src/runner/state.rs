@@ -7,8 +7,7 @@
 //! either the old or the new content. A file that exists but cannot be read or parsed stops the
 //! process: replacing it would silently lose every cursor.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::atomic_file::{self, Access};
 
 /// Reading, parsing or writing the state file failed.
 #[derive(Debug, thiserror::Error)]
@@ -176,28 +177,12 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>, StateError> {
     }
 }
 
-/// Temporary file in the same directory, fsync, rename, fsync the directory.
+/// Creates the directory if needed, then replaces the file atomically.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temp, path)?;
-    File::open(&dir)?.sync_all()
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    atomic_file::replace(path, bytes, Access::Default)
 }
 
 /// One task's namespace in the [`StateStore`].
