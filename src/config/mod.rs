@@ -2,13 +2,14 @@
 //! secrets, checked all at once so that one run of `tapline validate` lists every problem.
 //!
 //! Loading goes through these steps, each in its own module:
-//! 1. read and parse the YAML ([`load`]);
-//! 2. replace `${VAR}` inside strings, then merge `TAPLINE_*` environment overrides ([`env`]);
-//! 3. check the shape against the JSON Schema derived from the types below ([`shape`]), which
+//! 1. read and parse the YAML (`load.rs`);
+//! 2. replace `${VAR}` inside strings, then merge `TAPLINE_*` environment overrides (`env.rs`);
+//! 3. check the shape against the JSON Schema derived from the types below (`shape.rs`), which
 //!    collects every unknown key, missing key and wrong type with its key path;
-//! 4. deserialize into [`Config`], then check the rules the schema cannot express ([`rules`]):
-//!    conflicting keys, unreadable files, URLs, cron expressions, task types;
-//! 5. attach file lines to the problems ([`locate`]).
+//! 4. check the rules the schema cannot express (`rules.rs`) in every section whose shape is
+//!    sound: conflicting keys, unreadable files, URLs, cron expressions, task names and types, and
+//!    each task type's own keys (through [`TaskTypes`], which the runner's registry implements);
+//! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
 mod auth;
 mod duration;

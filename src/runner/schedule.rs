@@ -1,6 +1,6 @@
 //! When a task runs next, from its `schedule:`.
 //!
-//! Cron expressions are parsed by [`CronSchedule::parse`]: five fields (minute first) or six
+//! Cron expressions are parsed by [`crate::config::CronSchedule::parse`]: five fields (minute first) or six
 //! (seconds first), evaluated in UTC.
 
 use std::time::Duration;

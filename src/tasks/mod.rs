@@ -1,7 +1,7 @@
 //! Built-in task types, one file each; this module only registers them.
 //!
 //! - `http-poll` ([`http_poll`]): poll a URL, follow pages, keep a cursor.
-//! - `file` ([`file`]): tail JSON-lines files matching a glob, keep byte offsets.
+//! - `file` ([`mod@file`]): tail JSON-lines files matching a glob, keep byte offsets.
 //!
 //! Both deliver to a [`sink`]: `http`, `jsonl` or `stdout`.
 
