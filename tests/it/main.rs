@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod harness;
 mod http_poll;
+mod kognic_reference;
 mod login;
 mod process;
 mod runner;

@@ -8,6 +8,7 @@ pub mod cert;
 pub mod cli;
 pub mod idp;
 pub mod jwt;
+pub mod kognic_auth;
 pub mod logs;
 pub mod loopback;
 pub mod process;
