@@ -87,8 +87,11 @@ fn run(command: Command) -> Result<(), tapline::Error> {
                 .enable_all()
                 .build()
                 .expect("the tokio runtime starts");
-            runtime.block_on(Runner::builder(config).once(once).run())?;
-            Ok(())
+            let result = runtime.block_on(Runner::builder(config).once(once).run());
+            // The runner has waited out the grace period and saved the state; a run still stuck
+            // in blocking I/O (a sink on a hung filesystem) must not keep the process alive.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            Ok(result?)
         }
         Command::Validate { config, check_auth } => {
             let config = load(config)?;

@@ -145,11 +145,12 @@ impl Kognic {
 fn read_file(path: &Path) -> Result<CredentialsFile, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| Error::Kognic(format!("cannot read {}: {error}", path.display())))?;
-    // serde_json's message names the missing field or the position, never a value.
+    // serde quotes a value of the wrong type, and that value may be the client secret.
     let file: CredentialsFile = serde_json::from_str(&text).map_err(|error| {
         Error::Kognic(format!(
-            "{} is not a valid credentials file: {error}",
-            path.display()
+            "{} is not a valid credentials file: {}",
+            path.display(),
+            crate::config::without_values(&error.to_string())
         ))
     })?;
     if let Some(expires) = file.expires.as_deref().and_then(parse_time) {
@@ -266,8 +267,21 @@ mod tests {
                 r#""issuer":"x","expires":"2020-01-01T00:00:00Z""#,
             ),
         );
-        let error = Kognic::new(&config(Some(&expired)), &KognicEnv::default(), http).unwrap_err();
+        let error =
+            Kognic::new(&config(Some(&expired)), &KognicEnv::default(), http.clone()).unwrap_err();
         assert!(error.to_string().contains("expired"), "{error}");
         assert!(!error.to_string().contains("s3cret"));
+        // A secret of the wrong type: serde would quote it.
+        let numeric = write(
+            dir.path(),
+            "c.json",
+            &FILE.replace(r#""s3cret-file""#, "987654321012"),
+        );
+        let error = Kognic::new(&config(Some(&numeric)), &KognicEnv::default(), http).unwrap_err();
+        assert!(
+            error.to_string().contains("invalid type: integer"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("987654321012"), "{error}");
     }
 }

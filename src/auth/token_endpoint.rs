@@ -234,30 +234,13 @@ fn encode_form(form: &[(&str, FormValue<'_>)]) -> String {
 
 /// The HTTP client for token requests, honouring the session's proxy, CA bundle and timeouts.
 pub fn http_client(session: &SessionConfig) -> Result<reqwest::Client, Error> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(session.timeout.get())
-        .connect_timeout(session.connect_timeout.get())
+    let message = |error: &dyn std::fmt::Display| Error::HttpClient(error.to_string());
+    crate::session::transport(session)
+        .map_err(|error| message(&error))?
         // A token endpoint has no business redirecting a POST with credentials elsewhere.
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(proxy) = &session.proxy {
-        let proxy = reqwest::Proxy::all(proxy)
-            .map_err(|error| Error::HttpClient(format!("session.proxy: {error}")))?;
-        builder = builder.proxy(proxy);
-    }
-    if let Some(bundle) = &session.ca_bundle {
-        let pem = std::fs::read(bundle).map_err(|error| {
-            Error::HttpClient(format!("session.ca-bundle {}: {error}", bundle.display()))
-        })?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
-            Error::HttpClient(format!("session.ca-bundle {}: {error}", bundle.display()))
-        })?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder
+        .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|error| Error::HttpClient(error.to_string()))
+        .map_err(|error| message(&error.without_url()))
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`, as RFC 6749 section 2.3.1 asks (a plain

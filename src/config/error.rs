@@ -74,6 +74,30 @@ pub enum Error {
     },
 }
 
+/// A serde error message without the value it quotes. serde writes `invalid type: string
+/// "hunter2", expected a map`, and the value may well be a secret in the wrong place; this keeps
+/// the kind that was found, what was expected and the position.
+pub fn without_values(message: &str) -> String {
+    let prefixes = ["invalid type: ", "invalid value: "];
+    let Some((prefix, rest)) = prefixes
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix).map(|rest| (prefix, rest)))
+    else {
+        return message.to_string();
+    };
+    let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+    let kind = found
+        .split(['"', '`', '\''])
+        .next()
+        .unwrap_or_default()
+        .trim();
+    if expected.is_empty() {
+        format!("{prefix}{kind}")
+    } else {
+        format!("{prefix}{kind}, expected {expected}")
+    }
+}
+
 struct ProblemList<'a>(&'a [Problem]);
 
 impl fmt::Display for ProblemList<'_> {
@@ -82,5 +106,29 @@ impl fmt::Display for ProblemList<'_> {
             write!(f, "\n  {problem}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_lose_the_quoted_value_and_keep_the_rest() {
+        let cases = [
+            (
+                "invalid type: string \"Bearer s3cret\", expected a map",
+                "invalid type: string, expected a map",
+            ),
+            (
+                "invalid type: integer `987654321`, expected a string at line 1 column 40",
+                "invalid type: integer, expected a string at line 1 column 40",
+            ),
+            ("invalid value: string \"x\"", "invalid value: string"),
+            ("missing field `source`", "missing field `source`"),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(without_values(message), expected);
+        }
     }
 }

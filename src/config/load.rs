@@ -91,7 +91,10 @@ pub(crate) fn parse(text: &str, path: &Path, options: &Options<'_>) -> Result<Co
     }
     serde_json::from_value(tree).map_err(|error| {
         // The shape check passed, so this is a rule serde knows and the schema does not.
-        invalid(vec![Problem::new(&KeyPath::root(), error.to_string())])
+        invalid(vec![Problem::new(
+            &KeyPath::root(),
+            super::without_values(&error.to_string()),
+        )])
     })
 }
 

@@ -33,7 +33,7 @@ pub use auth::{
     InteractiveEndpoints, KognicConfig, Scopes, TokenConfig, WorkloadIdentityConfig,
 };
 pub use duration::{Duration, InvalidDuration};
-pub use error::{Error, Problem};
+pub use error::{without_values, Error, Problem};
 pub use load::{config_path, load, Options, TaskTypes};
 pub use rules::{check_token_url, expand_home};
 pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};

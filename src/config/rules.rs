@@ -267,10 +267,14 @@ fn session(session: &SessionConfig, out: &mut Vec<Problem>) {
         }
     }
     if let Some(proxy) = &session.proxy {
-        if let Err(error) = Url::parse(proxy) {
+        // The value is not quoted: a proxy URL may carry a password.
+        let usable = Url::parse(proxy).is_ok_and(|url| {
+            matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") && url.has_host()
+        });
+        if !usable {
             out.push(Problem::new(
                 &path.key("proxy"),
-                format!("invalid URL: {error}"),
+                "not a proxy URL; write http://host:port, https://host:port or socks5://host:port",
             ));
         }
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::duration::Duration;
 
 /// Settings of the shared, authenticated HTTP session.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SessionConfig {
     /// Base URL that relative request paths are resolved against.
@@ -33,6 +33,23 @@ pub struct SessionConfig {
     /// Headers added to every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+/// Hand-written: a proxy URL may hold a password and a header an API key, so `Debug` shows
+/// whether they are set and the header names, never their values.
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("base_url", &self.base_url)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("retries", &self.retries)
+            .field("proxy", &self.proxy.as_ref().map(|_| "[REDACTED]"))
+            .field("ca_bundle", &self.ca_bundle)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Default for SessionConfig {

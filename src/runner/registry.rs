@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::task::Task;
-use crate::config::{Config, Problem, TaskConfig};
+use crate::config::{without_values, Config, Problem, TaskConfig};
 
 type Factory =
     Arc<dyn Fn(&Map<String, Value>, &str) -> Result<Arc<dyn Task>, Vec<Problem>> + Send + Sync>;
@@ -98,7 +98,10 @@ impl Registry {
                 } else {
                     format!("{prefix}.{inner}")
                 };
-                vec![problem(path, error.into_inner().to_string())]
+                vec![problem(
+                    path,
+                    without_values(&error.into_inner().to_string()),
+                )]
             })?;
             let task = build(config).map_err(|error| {
                 let path = match &error.key {

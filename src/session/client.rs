@@ -10,19 +10,30 @@ use crate::config::SessionConfig;
 /// `tapline/<version>`, so API owners can tell who is calling.
 pub const USER_AGENT: &str = concat!("tapline/", env!("CARGO_PKG_VERSION"));
 
-/// Builds the client: user agent, timeouts, gzip, default headers, proxy and extra CA roots.
+/// Builds the session's client: the [`transport`] plus the configured default headers.
+pub(super) fn build(config: &SessionConfig) -> Result<reqwest::Client, Error> {
+    transport(config)?
+        .default_headers(default_headers(config)?)
+        .build()
+        .map_err(Error::Client)
+}
+
+/// What every HTTP client of the process shares, whether it authenticates or not (the session,
+/// the token endpoint, unauthenticated sources): user agent, timeouts, gzip, proxy and extra CA
+/// roots. One place, so a corporate proxy or CA applies to every request tapline makes.
 ///
 /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` are honoured by reqwest itself; an explicit
 /// `session.proxy` takes precedence but still skips the `NO_PROXY` hosts.
-pub(super) fn build(config: &SessionConfig) -> Result<reqwest::Client, Error> {
+pub(crate) fn transport(config: &SessionConfig) -> Result<reqwest::ClientBuilder, Error> {
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(config.timeout.get())
         .connect_timeout(config.connect_timeout.get())
-        .gzip(true)
-        .default_headers(default_headers(config)?);
+        .gzip(true);
     if let Some(proxy) = &config.proxy {
-        let proxy = Proxy::all(proxy.as_str()).map_err(Error::InvalidProxy)?;
+        // reqwest's error repeats the URL, which may hold a password: keep only its kind.
+        let proxy =
+            Proxy::all(proxy.as_str()).map_err(|error| Error::InvalidProxy(error.without_url()))?;
         builder = builder.proxy(proxy.no_proxy(NoProxy::from_env()));
     }
     if let Some(path) = &config.ca_bundle {
@@ -38,7 +49,7 @@ pub(super) fn build(config: &SessionConfig) -> Result<reqwest::Client, Error> {
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder.build().map_err(Error::Client)
+    Ok(builder)
 }
 
 fn default_headers(config: &SessionConfig) -> Result<HeaderMap, Error> {
@@ -48,7 +59,12 @@ fn default_headers(config: &SessionConfig) -> Result<HeaderMap, Error> {
         .map(|(name, value)| {
             let parsed = HeaderName::from_bytes(name.as_bytes())
                 .ok()
-                .zip(HeaderValue::from_str(value).ok());
+                .zip(HeaderValue::from_str(value).ok())
+                // Configured headers often carry API keys: keep them out of `Debug` output.
+                .map(|(name, mut value)| {
+                    value.set_sensitive(true);
+                    (name, value)
+                });
             parsed.ok_or_else(|| Error::InvalidHeader(name.clone()))
         })
         .collect()

@@ -52,6 +52,7 @@ mod retry;
 mod send;
 
 pub use backoff::{Backoff, Delays};
+pub(crate) use client::transport;
 pub use client::USER_AGENT;
 pub use error::Error;
 pub use request::RequestBuilder;

@@ -32,6 +32,8 @@ pub struct Session {
 #[derive(Debug)]
 struct Shared {
     client: reqwest::Client,
+    /// Same transport, no default headers and never a token: for third-party sources.
+    unauthenticated: reqwest::Client,
     base_url: Option<Url>,
     credentials: Credentials,
     policy: RetryPolicy,
@@ -49,6 +51,7 @@ impl Session {
         Ok(Self {
             shared: Arc::new(Shared {
                 client: client::build(config)?,
+                unauthenticated: client::transport(config)?.build().map_err(Error::Client)?,
                 base_url,
                 credentials,
                 policy: RetryPolicy::from_config(&config.retries),
@@ -72,6 +75,13 @@ impl Session {
     /// The task this handle labels its requests with, if any.
     pub fn task(&self) -> Option<&str> {
         self.task.as_deref()
+    }
+
+    /// A client with the session's transport (timeouts, proxy, CA roots, user agent) but without
+    /// its default headers, token, retries or in-flight limit: for sources that must never see
+    /// the API's credentials.
+    pub fn unauthenticated(&self) -> &reqwest::Client {
+        &self.shared.unauthenticated
     }
 
     /// The credentials whose tokens this session sends.

@@ -17,7 +17,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -77,7 +76,6 @@ pub enum SourceAuth {
 pub struct HttpPoll {
     config: HttpPollConfig,
     headers: Vec<(HeaderName, HeaderValue)>,
-    client: OnceLock<reqwest::Client>,
 }
 
 const MAX_PAGES: usize = 10_000;
@@ -108,7 +106,7 @@ pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
             _ => {
                 return Err(BuildError::at(
                     "source.url",
-                    format!("{:?} is not an absolute http(s) URL (relative URLs need auth: session and session.base-url)", source.url),
+                    format!("{:?} is not an absolute http(s) URL (relative URLs need auth: session and session.base-url)", without_query(&source.url)),
                 ))
             }
         }
@@ -118,16 +116,14 @@ pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
         let key = format!("source.headers.{name}");
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| BuildError::at(&key, "not a valid header name"))?;
-        let value = HeaderValue::from_str(value)
+        let mut value = HeaderValue::from_str(value)
             .map_err(|_| BuildError::at(&key, "not a valid header value"))?;
+        // Configured headers often carry API keys: keep them out of `Debug` and HPACK tables.
+        value.set_sensitive(true);
         headers.push((name, value));
     }
     config.sink.check()?;
-    Ok(HttpPoll {
-        config,
-        headers,
-        client: OnceLock::new(),
-    })
+    Ok(HttpPoll { config, headers })
 }
 
 impl HttpPoll {
@@ -144,13 +140,7 @@ impl HttpPoll {
                 }
             }
             SourceAuth::None => {
-                let client = self.client.get_or_init(|| {
-                    reqwest::Client::builder()
-                        .user_agent(concat!("tapline/", env!("CARGO_PKG_VERSION")))
-                        .build()
-                        .unwrap_or_default()
-                });
-                let mut request = client.get(url);
+                let mut request = ctx.session().unauthenticated().get(url);
                 for (name, value) in &self.headers {
                     request = request.header(name.clone(), value.clone());
                 }

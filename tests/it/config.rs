@@ -261,17 +261,26 @@ fn secrets_never_appear_in_validate_output() {
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, SECRET).unwrap();
     let broken = "session: {timeout: nope}\ntasks: [{name: a, type: nope, schedule: sometimes}]\n";
-    let cases: Vec<(String, Vec<(&str, &str)>)> = vec![
-        (format!("auth: {{type: token, token: {SECRET}, extra: 1}}\n{broken}"), vec![]),
-        (format!("auth: {{type: token, token: [{SECRET}]}}\n{broken}"), vec![]),
-        (format!("auth: {{type: token, token: \"${{MY_SECRET}}\"}}\n{broken}"), vec![("MY_SECRET", SECRET)]),
-        (format!("auth: {{type: token}}\n{broken}"), vec![("TAPLINE_AUTH__TOKEN", SECRET)]),
-        (format!("auth: {{type: token, token: [1]}}\n{broken}"), vec![("TAPLINE_AUTH__TOKEN", SECRET)]),
-        (format!("auth: {{type: token, token-file: {}, token: x}}\n{broken}", secret_file.display()), vec![]),
-        (format!("auth: {{type: token, token-file: {}}}\n", secret_file.display()), vec![]),
-        (format!("auth: {{type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: {SECRET}}}\n"), vec![]),
+    let poll = |source: &str| {
+        format!("auth: {{type: none}}\ntasks: [{{name: a, type: http-poll, schedule: startup, source: {source}, sink: {{type: stdout}}}}]\n")
+    };
+    /// A config, its environment, and the exit code `validate` must give.
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, i32);
+    let cases: Vec<Case> = vec![
+        (format!("auth: {{type: token, token: {SECRET}, extra: 1}}\n{broken}"), vec![], 2),
+        (format!("auth: {{type: token, token: [{SECRET}]}}\n{broken}"), vec![], 2),
+        (format!("auth: {{type: token, token: \"${{MY_SECRET}}\"}}\n{broken}"), vec![("MY_SECRET", SECRET)], 2),
+        (format!("auth: {{type: token}}\n{broken}"), vec![("TAPLINE_AUTH__TOKEN", SECRET)], 2),
+        (format!("auth: {{type: token, token: [1]}}\n{broken}"), vec![("TAPLINE_AUTH__TOKEN", SECRET)], 2),
+        (format!("auth: {{type: token, token-file: {}, token: x}}\n{broken}", secret_file.display()), vec![], 2),
+        (format!("auth: {{type: token, token-file: {}}}\n", secret_file.display()), vec![], 0),
+        (format!("auth: {{type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: {SECRET}}}\n"), vec![], 0),
+        (format!("auth: {{type: none}}\nsession: {{proxy: \"user:{SECRET}@proxy:99999\"}}\n"), vec![], 2),
+        (format!("auth: {{type: none}}\nsession: {{proxy: \"ftp://user:{SECRET}@proxy\"}}\n"), vec![], 2),
+        (poll(&format!("{{url: \"https://s/r\", headers: \"Authorization: Bearer {SECRET}\"}}")), vec![], 2),
+        (poll(&format!("{{url: \"readings?api_key={SECRET}\"}}")), vec![], 2),
     ];
-    for (text, env) in cases {
+    for (text, env, expected) in cases {
         let (_dir, path) = config_file(&text);
         let mut command = tapline();
         command
@@ -287,7 +296,7 @@ fn secrets_never_appear_in_validate_output() {
             "secret leaked for {text:?}:\n{}",
             run.all_output()
         );
-        assert!(run.code == 0 || run.code == 2, "{}", run.stderr);
+        assert_eq!(run.code, expected, "{text:?}:\n{}", run.stderr);
     }
 }
 
@@ -302,6 +311,7 @@ fn secrets_never_appear_in_debug_output() {
     for text in [
         format!("auth: {{type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: {SECRET}}}\n"),
         format!("auth: {{type: token, token: {SECRET}}}\n"),
+        format!("auth: {{type: none}}\nsession: {{proxy: \"http://u:{SECRET}@proxy:3128\", headers: {{x-api-key: {SECRET}}}}}\n"),
         format!("auth: {{type: certificate, client-id: c, token-url: \"https://i/t\", certificate: {}, password: {SECRET}}}\n", secret_file.display()),
     ] {
         let (_dir, path) = config_file(&text);

@@ -146,7 +146,7 @@ fn sigterm_during_a_run_exits_0_within_the_grace_period_and_keeps_the_state() {
         dir.path(),
         "tapline.yaml",
         &format!(
-            "auth: {{type: none}}\nstate: {{path: {}}}\nshutdown: {{grace-period: 5s}}\ntasks:\n  - name: poll\n    type: http-poll\n    schedule: {{interval: 1h}}\n    source: {{url: '{}/hang?since={{cursor}}'}}\n    sink: {{type: stdout}}\n",
+            "auth: {{type: none}}\nstate: {{path: {}}}\nshutdown: {{grace-period: 60s}}\ntasks:\n  - name: poll\n    type: http-poll\n    schedule: {{interval: 1h}}\n    source: {{url: '{}/hang?since={{cursor}}'}}\n    sink: {{type: stdout}}\n",
             state_path.display(),
             source.base()
         ),
@@ -172,38 +172,37 @@ fn sigterm_during_a_run_exits_0_within_the_grace_period_and_keeps_the_state() {
     proc.signal(libc::SIGTERM);
     let code = proc.wait(Duration::from_secs(15));
     assert_eq!(code, 0, "{}", proc.stderr_text());
+    // The grace period is 60 s: exiting well before it means the hanging run was cancelled.
     assert!(
         signalled.elapsed() < Duration::from_secs(10),
-        "took {:?}",
+        "took {:?}: the run was not cancelled",
         signalled.elapsed()
     );
     let saved: Value = serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     assert_eq!(saved, state, "the state changed or was lost");
 }
 
-#[test]
-fn a_second_signal_exits_at_once_with_a_non_zero_code() {
-    let dir = tempfile::tempdir().unwrap();
-    // A sink that blocks forever: opening a FIFO for writing waits for a reader that never comes,
-    // and no cancellation token can interrupt it, so only the grace period (60 s) would end it.
-    let fifo = dir.path().join("fifo");
+/// Starts `tapline run` with a task whose run cannot be cancelled: its jsonl sink opens a FIFO
+/// for writing, which blocks until a reader comes, and none does.
+fn start_stuck(dir: &Path, grace_period: &str) -> Proc {
+    let fifo = dir.join("fifo");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-    write(dir.path(), "data.jsonl", "{\"a\": 1}\n");
+    write(dir, "data.jsonl", "{\"a\": 1}\n");
     let config = write(
-        dir.path(),
+        dir,
         "tapline.yaml",
         &format!(
-            "auth: {{type: none}}\nstate: {{path: {}}}\nshutdown: {{grace-period: 60s}}\ntasks:\n  - name: stuck\n    type: file\n    schedule: {{interval: 1h}}\n    source: {{path: '{}'}}\n    sink: {{type: jsonl, path: '{}'}}\n",
-            dir.path().join("state.json").display(),
-            dir.path().join("data.jsonl").display(),
+            "auth: {{type: none}}\nstate: {{path: {}}}\nshutdown: {{grace-period: {grace_period}}}\ntasks:\n  - name: stuck\n    type: file\n    schedule: {{interval: 1h}}\n    source: {{path: '{}'}}\n    sink: {{type: jsonl, path: '{}'}}\n",
+            dir.join("state.json").display(),
+            dir.join("data.jsonl").display(),
             fifo.display(),
         ),
     );
     let mut command = tapline();
     command.args(["run", "-c"]).arg(&config);
-    let mut proc = Proc::start(command, dir.path(), "tapline");
+    let proc = Proc::start(command, dir, "tapline");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !proc.stderr_text().contains("started") {
         assert!(
@@ -214,6 +213,13 @@ fn a_second_signal_exits_at_once_with_a_non_zero_code() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(300));
+    proc
+}
+
+#[test]
+fn a_second_signal_exits_at_once_with_code_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = start_stuck(dir.path(), "60s");
     proc.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(700));
     assert!(
@@ -223,8 +229,27 @@ fn a_second_signal_exits_at_once_with_a_non_zero_code() {
     let signalled = Instant::now();
     proc.signal(libc::SIGTERM);
     let code = proc.wait(Duration::from_secs(15));
-    assert_ne!(code, 0, "{}", proc.stderr_text());
+    assert_eq!(code, 130, "{}", proc.stderr_text());
     assert!(signalled.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_run_stuck_past_the_grace_period_is_abandoned_and_the_process_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = start_stuck(dir.path(), "1s");
+    let signalled = Instant::now();
+    proc.signal(libc::SIGTERM);
+    let code = proc.wait(Duration::from_secs(30));
+    assert_eq!(code, 0, "{}", proc.stderr_text());
+    let waited = signalled.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "left before the grace period: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "hung after the grace period: {waited:?}"
+    );
 }
 
 #[test]

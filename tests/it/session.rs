@@ -457,11 +457,8 @@ async fn max_in_flight_caps_concurrency_across_tasks() {
     }
 
     assert_eq!(api.requests_to("/slow").len(), 12);
-    assert!(
-        api.peak_concurrency() <= 3,
-        "peak {}",
-        api.peak_concurrency()
-    );
+    // Twelve 100 ms requests through three slots: the cap is reached and never passed.
+    assert_eq!(api.peak_concurrency(), 3);
 }
 
 #[tokio::test]
