@@ -84,6 +84,31 @@ async fn retries_503_twice_then_succeeds_with_growing_backoff() {
     }
 }
 
+/// Full jitter makes any single pair of waits random, so growth is checked over many requests:
+/// the ceilings are 50 ms then 100 ms, so the second wait averages about twice the first.
+/// (With 60 samples each, the margin below is more than four standard deviations.)
+#[tokio::test]
+async fn the_second_backoff_is_longer_than_the_first_on_average() {
+    const RUNS: u32 = 60;
+    let log = logs::capture();
+    let api = Api::start().await;
+    let session = anonymous(&api);
+    for _ in 0..RUNS {
+        api.script("/flaky", [Reply::status(503), Reply::status(503)]);
+        let response = session.get("flaky").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let waits = logged_waits(&log.text());
+    assert_eq!(waits.len(), 2 * RUNS as usize, "{waits:?}");
+    let first: Duration = waits.iter().step_by(2).sum::<Duration>() / RUNS;
+    let second: Duration = waits.iter().skip(1).step_by(2).sum::<Duration>() / RUNS;
+    assert!(first > 5 * MS, "the session hardly waited: mean {first:?}");
+    assert!(
+        second > first.mul_f64(1.15),
+        "backoff did not grow: mean first {first:?}, mean second {second:?}"
+    );
+}
+
 #[tokio::test]
 async fn retry_after_seconds_is_honoured() {
     let api = Api::start().await;
