@@ -17,6 +17,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -37,7 +38,7 @@ pub struct HttpPollConfig {
 }
 
 /// `source:` of an `http-poll` task.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SourceConfig {
     /// The URL; `{cursor}` is replaced by the saved cursor (URL-encoded).
@@ -58,6 +59,21 @@ pub struct SourceConfig {
     /// `none`: a plain request; `session`: through the shared session, with the bearer token.
     #[serde(default)]
     pub auth: SourceAuth,
+}
+
+/// Hand-written: the URL's query and the header values may hold API keys.
+impl fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("url", &without_query(&self.url))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("records", &self.records)
+            .field("cursor", &self.cursor)
+            .field("initial_cursor", &self.initial_cursor)
+            .field("next", &self.next)
+            .field("auth", &self.auth)
+            .finish()
+    }
 }
 
 /// Whether the source gets the bearer token.
@@ -262,6 +278,20 @@ sink: {type: http, path: timeseries/data, wrap: items, batch-size: 500}
 "#,
         ));
         assert!(task.is_ok(), "{task:?}");
+    }
+
+    #[test]
+    fn debug_shows_neither_header_values_nor_the_query() {
+        let task = build(config(
+            "source: {url: \"https://s.example/r?api_key=k3y-Q\", headers: {x-api-key: k3y-H}}\nsink: {type: stdout}",
+        ))
+        .unwrap();
+        let debug = format!("{task:?}");
+        assert!(
+            !debug.contains("k3y-Q") && !debug.contains("k3y-H"),
+            "{debug}"
+        );
+        assert!(debug.contains("x-api-key"), "{debug}");
     }
 
     #[test]
