@@ -1,13 +1,17 @@
 //! `type: certificate`: the client credentials grant with a private_key_jwt client assertion,
 //! as Microsoft Entra ID expects it for certificate login.
 //!
-//! The certificate and key are loaded once, when the provider is built, so a bad file or password
-//! fails at startup (and in `tapline validate --check-auth`), not at the first refresh. A new
-//! assertion is signed for every token request: reusing one past its lifetime is the classic
-//! AADSTS700024 ("assertion not within valid time range").
+//! The certificate and key are loaded when the provider is built, so a bad file or password fails
+//! at startup (and in `tapline validate --check-auth`), not at the first refresh. They are loaded
+//! again before a token request when one of their files changed (cert-manager or a rotated
+//! Kubernetes secret); a rotated file that cannot be loaded is logged and the old key kept, so a
+//! half-written file does not stop the extractor. A new assertion is signed for every token
+//! request: reusing one past its lifetime is the classic AADSTS700024 ("assertion not within
+//! valid time range").
 
 use std::fmt;
 use std::path::Path;
+use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -32,10 +36,44 @@ pub struct Certificate {
     client_id: String,
     scope: String,
     token_args: Vec<(String, String)>,
+    /// Where the certificate, key and password come from, to load them again when they change.
+    files: CertificateConfig,
+    signer: RwLock<Signer>,
+}
+
+/// The loaded key and certificate, and the files' modification times they were loaded from.
+struct Signer {
     /// The RSA private key; `EncodingKey` has no `Debug`, and it is never printed.
     key: EncodingKey,
     /// `x5t`: base64url of the SHA-1 of the certificate's DER bytes.
     thumbprint: String,
+    loaded_from: Vec<Option<SystemTime>>,
+}
+
+impl Signer {
+    fn load(config: &CertificateConfig) -> Result<Self, Error> {
+        let loaded_from = modified(config);
+        let password = config.password().map(|source| source.read()).transpose()?;
+        let (certificate_der, key) = load(config, password.as_ref())?;
+        Ok(Self {
+            key,
+            thumbprint: thumbprint(&certificate_der),
+            loaded_from,
+        })
+    }
+}
+
+/// Modification times of the certificate, the key and the password file.
+fn modified(config: &CertificateConfig) -> Vec<Option<SystemTime>> {
+    [
+        Some(config.certificate.as_path()),
+        config.private_key.as_deref(),
+        config.password_file.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+    .collect()
 }
 
 impl Certificate {
@@ -48,8 +86,7 @@ impl Certificate {
         if config.client_id.trim().is_empty() {
             return Err(Error::Misconfigured("auth.client-id is empty".into()));
         }
-        let password = config.password().map(|source| source.read()).transpose()?;
-        let (certificate_der, key) = load(config, password.as_ref())?;
+        let signer = Signer::load(config)?;
         Ok(Self {
             endpoint: TokenEndpoint::new(&url, http)?,
             client_id: config.client_id.clone(),
@@ -59,9 +96,28 @@ impl Certificate {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            key,
-            thumbprint: thumbprint(&certificate_der),
+            files: config.clone(),
+            signer: RwLock::new(signer),
         })
+    }
+
+    /// Loads the certificate and key again if one of their files changed since the last load.
+    fn reload_if_changed(&self) {
+        let now = modified(&self.files);
+        if self.signer.read().expect("not poisoned").loaded_from == now {
+            return;
+        }
+        match Signer::load(&self.files) {
+            Ok(signer) => {
+                tracing::info!(certificate = %self.files.certificate.display(), "certificate files changed; loaded them again");
+                *self.signer.write().expect("not poisoned") = signer;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "certificate files changed but cannot be loaded; keeping the previous key");
+                // Do not try again for every request until the files change once more.
+                self.signer.write().expect("not poisoned").loaded_from = now;
+            }
+        }
     }
 
     /// Signs a new assertion for the token endpoint, valid from now for ten minutes.
@@ -69,9 +125,10 @@ impl Certificate {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
+        let signer = self.signer.read().expect("not poisoned");
         let mut header = Header::new(Algorithm::RS256);
         header.typ = Some("JWT".into());
-        header.x5t = Some(self.thumbprint.clone());
+        header.x5t = Some(signer.thumbprint.clone());
         let claims = serde_json::json!({
             "aud": self.endpoint.url(),
             "iss": self.client_id,
@@ -81,7 +138,7 @@ impl Certificate {
             "nbf": now,
             "exp": now + ASSERTION_LIFETIME_SECS,
         });
-        jsonwebtoken::encode(&header, &claims, &self.key)
+        jsonwebtoken::encode(&header, &claims, &signer.key)
             .map(SecretString::from)
             .map_err(Error::Signing)
     }
@@ -90,6 +147,7 @@ impl Certificate {
 #[async_trait::async_trait]
 impl TokenSource for Certificate {
     async fn fetch(&self) -> Result<FetchedToken, Error> {
+        self.reload_if_changed();
         let assertion = self.assertion()?;
         let mut form = client_credentials_form(&self.scope, &self.token_args);
         form.extend(client_assertion(&self.client_id, &assertion));
@@ -105,7 +163,7 @@ impl fmt::Debug for Certificate {
             .field("endpoint", &self.endpoint)
             .field("client_id", &self.client_id)
             .field("scope", &self.scope)
-            .field("thumbprint", &self.thumbprint)
+            .field("certificate", &self.files.certificate)
             .finish_non_exhaustive()
     }
 }

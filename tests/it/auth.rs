@@ -138,6 +138,35 @@ async fn certificate_from_one_pem_with_certificate_and_key() {
     .await;
 }
 
+/// cert-manager or a rotated Kubernetes secret replaces the PEM in place: the next token request
+/// signs with the new key, without a restart. The client is re-registered with only the new
+/// key's JWKS, so a token after the rotation proves the new key signed the assertion.
+#[tokio::test]
+async fn a_rotated_certificate_file_is_used_for_the_next_token_request() {
+    let idp = idp();
+    let (old, new) = (TestCert::generate(), TestCert::generate());
+    let id = certificate_client(&old).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("client.pem");
+    std::fs::copy(&old.combined, &pem).unwrap();
+    let credentials = credentials(&format!(
+        "type: certificate\ntoken-url: {}\nclient-id: {id}\ncertificate: {}\n",
+        idp.token_url(),
+        pem.display()
+    ));
+    let first = token(&credentials).await.unwrap();
+    jwt::verify(text(&first), &idp.jwks().await, &id);
+
+    idp.register(json!({"client_id": id, "token_endpoint_auth_method": "private_key_jwt", "jwks": new.jwks()}))
+        .await;
+    std::fs::copy(&new.combined, &pem).unwrap();
+    credentials.invalidate(&first);
+    let second = token(&credentials)
+        .await
+        .expect("the rotated certificate was not loaded");
+    jwt::verify(text(&second), &idp.jwks().await, &id);
+}
+
 #[tokio::test]
 async fn certificate_with_a_separate_key_file() {
     let cert = TestCert::generate();
