@@ -128,14 +128,19 @@ impl Idp {
         client
     }
 
-    /// How many tokens the provider issued to `client_id`.
-    pub async fn issued(&self, client_id: &str) -> u64 {
-        let counts: Value = reqwest::get(format!("{}/__test/counts/{client_id}", self.base))
+    /// GETs `path` (below the issuer) and reads the JSON answer.
+    async fn get_json(&self, path: &str) -> Value {
+        reqwest::get(format!("{}/{path}", self.base))
             .await
-            .expect("admin route answers")
+            .unwrap_or_else(|error| panic!("{path}: {error}"))
             .json()
             .await
-            .expect("counts are JSON");
+            .unwrap_or_else(|error| panic!("{path} is not JSON: {error}"))
+    }
+
+    /// How many tokens the provider issued to `client_id`.
+    pub async fn issued(&self, client_id: &str) -> u64 {
+        let counts: Value = self.get_json(&format!("__test/counts/{client_id}")).await;
         counts["issued"].as_u64().expect("issued count")
     }
 
@@ -153,12 +158,9 @@ impl Idp {
 
     /// Arrival times (ms since the epoch) of the requests under `/fault/<key>/`.
     pub async fn arrivals(&self, key: &str) -> Vec<u64> {
-        let body: Value = reqwest::get(format!("{}/__test/faults/{key}/arrivals", self.base))
-            .await
-            .expect("admin route answers")
-            .json()
-            .await
-            .expect("arrivals are JSON");
+        let body: Value = self
+            .get_json(&format!("__test/faults/{key}/arrivals"))
+            .await;
         body["arrivals"]
             .as_array()
             .expect("arrivals list")
@@ -169,24 +171,16 @@ impl Idp {
 
     /// How many refresh_token grants the provider answered with a token for `client_id`.
     pub async fn refreshed(&self, client_id: &str) -> u64 {
-        let counts: Value = reqwest::get(format!("{}/__test/counts/{client_id}", self.base))
-            .await
-            .expect("admin route answers")
-            .json()
-            .await
-            .expect("counts are JSON");
+        let counts: Value = self.get_json(&format!("__test/counts/{client_id}")).await;
         counts["refreshed"].as_u64().expect("refreshed count")
     }
 
     /// The client assertions the provider accepted for `client_id`, in order:
     /// `[{jti, aud, iat, exp}, ...]`.
     pub async fn assertions(&self, client_id: &str) -> Vec<Value> {
-        let body: Value = reqwest::get(format!("{}/__test/assertions/{client_id}", self.base))
-            .await
-            .expect("admin route answers")
-            .json()
-            .await
-            .expect("assertions are JSON");
+        let body: Value = self
+            .get_json(&format!("__test/assertions/{client_id}"))
+            .await;
         body["assertions"].as_array().expect("a list").clone()
     }
 
@@ -247,12 +241,7 @@ impl Idp {
 
     /// The provider's signing keys.
     pub async fn jwks(&self) -> Value {
-        reqwest::get(format!("{}/jwks", self.base))
-            .await
-            .expect("jwks answers")
-            .json()
-            .await
-            .expect("jwks is JSON")
+        self.get_json("jwks").await
     }
 }
 
