@@ -8,18 +8,24 @@
 //! - [`config`]: loading and checking the YAML configuration.
 //! - [`auth`]: credential providers and the shared token cache.
 //! - [`session`]: the shared authenticated HTTP session.
-//! - [`runner`]: tasks, schedules, state, shutdown.
-//! - [`tasks`]: the built-in task types.
+//! - [`runner`]: tasks, sinks, schedules, state, shutdown.
+//! - [`registry`]: the components a config names by `type` (providers, task types, sinks).
+//! - [`tasks`], [`sinks`]: the built-in task types and sinks.
 //! - [`telemetry`]: logging, metrics and the health server.
 
 mod atomic_file;
 pub mod auth;
+pub mod cli;
 pub mod config;
 mod error;
+pub mod prelude;
+pub mod registry;
 mod retry_after;
 pub mod runner;
 pub mod session;
+pub mod sinks;
 pub mod tasks;
 pub mod telemetry;
 
 pub use error::Error;
+pub use registry::Registry;

@@ -16,6 +16,7 @@ mod device_code;
 mod error;
 mod interactive_login;
 mod kognic;
+mod provider;
 mod refresh_token;
 mod static_token;
 mod token;
@@ -32,13 +33,14 @@ pub use client_secret::ClientSecret;
 pub use error::Error;
 pub use interactive_login::{InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt};
 pub use kognic::{Kognic, KognicEnv};
+pub use provider::Provider;
 pub use static_token::StaticToken;
 pub use token::{AccessToken, FetchedToken};
 pub use token_cache_file::{CachedLogin, TokenCacheFile};
 pub use token_endpoint::http_client;
 pub use workload_identity::{WorkloadIdentity, WorkloadIdentityEnv};
 
-use crate::config::{AuthConfig, Config, SessionConfig};
+use crate::config::{AuthConfig, SessionConfig};
 
 /// How often a `token-file` is looked at again, so a rotated token is picked up without waiting
 /// for a 401.
@@ -73,12 +75,6 @@ impl Credentials {
         Self {
             cache: Some(Arc::new(cache)),
         }
-    }
-
-    /// Builds the credentials the config's `auth:` block describes. Token requests use the
-    /// session's proxy, CA bundle and timeouts.
-    pub fn from_config(config: &Config) -> Result<Self, Error> {
-        Self::from_auth(&config.auth, &config.session)
     }
 
     /// Builds the credentials for one `auth:` block, with token requests made as `session`

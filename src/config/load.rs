@@ -4,41 +4,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::component::Catalog;
 use super::env::{apply_overrides, substitute};
 use super::error::{Error, Problem};
 use super::locate::Lines;
 use super::path::KeyPath;
-use super::task::TaskConfig;
 use super::{rules, shape, Config};
-
-/// The task types a config may use, and the check of each type's own keys. The runner's
-/// registry implements it; the loader only knows tasks by name.
-pub trait TaskTypes {
-    /// Names that `tasks[].type` may use: the built-in ones plus those registered by a library user.
-    fn names(&self) -> Vec<String>;
-
-    /// Problems in the keys that belong to the task type (`tasks[2].source.url: ...`) of
-    /// `task`, which is `tasks[index]` and of a known type.
-    fn check(&self, index: usize, task: &TaskConfig) -> Vec<Problem>;
-}
-
-/// A plain list of type names, whose tasks' own keys are not checked.
-impl<const N: usize> TaskTypes for [&str; N] {
-    fn names(&self) -> Vec<String> {
-        self.iter().map(|name| name.to_string()).collect()
-    }
-
-    fn check(&self, _: usize, _: &TaskConfig) -> Vec<Problem> {
-        Vec::new()
-    }
-}
-
-/// What the loader needs to know beyond the file itself.
-#[derive(Clone, Copy)]
-pub struct Options<'a> {
-    /// The task types `tasks:` may use.
-    pub task_types: &'a dyn TaskTypes,
-}
 
 /// The config file to use: `-c/--config`, else `$TAPLINE_CONFIG`, else `./tapline.yaml`.
 pub fn config_path(flag: Option<&Path>) -> PathBuf {
@@ -47,17 +18,18 @@ pub fn config_path(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("tapline.yaml"))
 }
 
-/// Loads and checks the config at `path`, reporting every problem at once.
-pub fn load(path: &Path, options: &Options<'_>) -> Result<Config, Error> {
+/// Loads and checks the config at `path`, reporting every problem at once; `catalog` knows the
+/// registered components (`tapline::Registry`).
+pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Config, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text, path, options)
+    parse(&text, path, catalog)
 }
 
 /// Checks config text; `path` is only used in messages.
-pub(crate) fn parse(text: &str, path: &Path, options: &Options<'_>) -> Result<Config, Error> {
+pub(crate) fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Config, Error> {
     let invalid = |mut problems: Vec<Problem>| {
         let lines = Lines::of(text);
         for problem in &mut problems {
@@ -84,8 +56,8 @@ pub(crate) fn parse(text: &str, path: &Path, options: &Options<'_>) -> Result<Co
             return Err(invalid(problems));
         }
     };
-    problems.extend(shape::check(&super::schema(), &mut tree));
-    problems.extend(rules::check(&tree, &problems, options));
+    problems.extend(shape::check(&catalog.schema(), &mut tree));
+    problems.extend(rules::check(&tree, &problems, catalog));
     if !problems.is_empty() {
         return Err(invalid(problems));
     }

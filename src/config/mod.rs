@@ -7,11 +7,12 @@
 //! 3. check the shape against the JSON Schema derived from the types below (`shape.rs`), which
 //!    collects every unknown key, missing key and wrong type with its key path;
 //! 4. check the rules the schema cannot express (`rules.rs`) in every section whose shape is
-//!    sound: conflicting keys, unreadable files, URLs, cron expressions, task names and types, and
-//!    each task type's own keys (through [`TaskTypes`], which the runner's registry implements);
+//!    sound: URLs, cron expressions, task names, and each component's own rules (through
+//!    [`Catalog`], which the registry implements: it builds every `auth:`, task and `sink:` block);
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
 mod auth;
+mod component;
 mod duration;
 mod env;
 mod error;
@@ -32,9 +33,11 @@ pub use auth::{
     AuthConfig, BrowserConfig, CertificateConfig, ClientAuth, ClientSecretConfig, DeviceCodeConfig,
     InteractiveEndpoints, KognicConfig, Scopes, TokenConfig, WorkloadIdentityConfig,
 };
+pub use component::{BuildError, Catalog, ComponentConfig, Kind};
 pub use duration::{Duration, InvalidDuration};
 pub use error::{without_values, Error, Problem};
-pub use load::{config_path, load, Options, TaskTypes};
+pub use load::{config_path, load};
+pub(crate) use rules::auth_rules;
 pub use rules::{check_token_url, expand_home};
 pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
@@ -46,8 +49,8 @@ pub use task::{CronSchedule, IntervalSchedule, Schedule, ScheduleName, TaskConfi
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 #[schemars(title = "tapline configuration")]
 pub struct Config {
-    /// How requests are authenticated; chosen by `type`.
-    pub auth: AuthConfig,
+    /// How requests are authenticated: a credential provider chosen by `type`.
+    pub auth: ComponentConfig,
     /// The shared HTTP session.
     #[serde(default)]
     pub session: SessionConfig,
@@ -67,7 +70,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
 }
 
-/// The JSON Schema of the configuration file, for editors and CI.
-pub fn schema() -> serde_json::Value {
+/// The JSON Schema of the configuration file without its components (`auth:`, task types,
+/// sinks), which the registry fills in.
+pub fn base_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Config)).expect("a schema is plain JSON")
 }

@@ -1,5 +1,6 @@
 //! The rules a JSON Schema cannot express: keys that exclude each other, files that must be
-//! readable, URLs, cron expressions, unique task names and known task types.
+//! readable, URLs, cron expressions, unique task names; and, through the [`Catalog`], every
+//! component's own rules.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -13,8 +14,8 @@ use super::auth::{
     AuthConfig, CertificateConfig, ClientSecretConfig, InteractiveEndpoints, KognicConfig,
     TokenConfig, WorkloadIdentityConfig,
 };
+use super::component::{BuildError, Catalog, ComponentConfig, Kind};
 use super::error::Problem;
-use super::load::Options;
 use super::path::KeyPath;
 use super::secret::{is_blank, read_secret_file};
 use super::session::SessionConfig;
@@ -25,18 +26,22 @@ use super::task::{Schedule, TaskConfig};
 pub(crate) fn check(
     tree: &Value,
     shape_problems: &[Problem],
-    options: &Options<'_>,
+    catalog: &dyn Catalog,
 ) -> Vec<Problem> {
-    let sound = |path: &KeyPath| {
-        let path = path.to_string();
-        !shape_problems
-            .iter()
-            .any(|problem| is_within(&problem.path, &path))
+    let unsound = |path: &KeyPath, except: Option<&KeyPath>| {
+        let (path, except) = (path.to_string(), except.map(KeyPath::to_string));
+        shape_problems.iter().any(|problem| {
+            is_within(&problem.path, &path)
+                && !except
+                    .as_deref()
+                    .is_some_and(|e| is_within(&problem.path, e))
+        })
     };
+    let sound = |path: &KeyPath| !unsound(path, None);
     let mut out = Vec::new();
     let root = KeyPath::root();
-    if let Some(config) = section::<AuthConfig>(tree, "auth", &sound) {
-        auth(&config, &root.key("auth"), &mut out);
+    if let Some(block) = section::<ComponentConfig>(tree, "auth", &sound) {
+        out.extend(catalog.check(Kind::Provider, &block, "auth"));
     }
     if let Some(config) = section::<SessionConfig>(tree, "session", &sound) {
         session(&config, &mut out);
@@ -46,14 +51,52 @@ pub(crate) fn check(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let parsed: Vec<(usize, TaskConfig)> = items
-        .iter()
-        .enumerate()
-        .filter(|(index, _)| sound(&root.key("tasks").index(*index)))
-        .filter_map(|(index, item)| Some((index, serde_json::from_value(item.clone()).ok()?)))
-        .collect();
-    tasks(items, &parsed, options, &mut out);
+    task_names(items, &mut out);
+    for (index, item) in items.iter().enumerate() {
+        let path = root.key("tasks").index(index);
+        task(item, &path, &unsound, catalog, &mut out);
+    }
     out
+}
+
+/// The rules of one task item, each checked where the shape it needs is sound: the schedule, the
+/// task type's own keys (built by the catalog), and the sink.
+fn task(
+    item: &Value,
+    path: &KeyPath,
+    unsound: &dyn Fn(&KeyPath, Option<&KeyPath>) -> bool,
+    catalog: &dyn Catalog,
+    out: &mut Vec<Problem>,
+) {
+    let schedule_path = path.key("schedule");
+    let parsed = item
+        .get("schedule")
+        .filter(|_| !unsound(&schedule_path, None))
+        .and_then(|value| serde_json::from_value::<Schedule>(value.clone()).ok());
+    if let Some(parsed) = parsed {
+        schedule(&parsed, &schedule_path, out);
+    }
+    let sink_path = path.key("sink");
+    if unsound(path, Some(&sink_path)) {
+        return;
+    }
+    let Ok(task) = serde_json::from_value::<TaskConfig>(item.clone()) else {
+        return;
+    };
+    out.extend(catalog.check(Kind::Task, &task.component(), &path.to_string()));
+    if let Some(sink) = task.sink.as_ref().filter(|_| !unsound(&sink_path, None)) {
+        out.extend(catalog.check(Kind::Sink, sink, &sink_path.to_string()));
+    }
+}
+
+/// The rules of a built-in `auth:` block, with key paths relative to the block.
+pub(crate) fn auth_rules(config: &AuthConfig) -> Option<BuildError> {
+    let mut out = Vec::new();
+    auth(config, &KeyPath::root(), &mut out);
+    BuildError::all(
+        out.into_iter()
+            .map(|problem| BuildError::at(&problem.path, problem.message)),
+    )
 }
 
 /// Deserializes one top-level section when no shape problem lies within it.
@@ -304,15 +347,9 @@ fn session(session: &SessionConfig, out: &mut Vec<Problem>) {
     }
 }
 
-/// Names and types are read from the raw items, so they are checked even in an item whose other
-/// keys have shape problems; schedules only in items that deserialized.
-fn tasks(
-    items: &[Value],
-    parsed: &[(usize, TaskConfig)],
-    options: &Options<'_>,
-    out: &mut Vec<Problem>,
-) {
-    let known = options.task_types.names();
+/// Names are read from the raw items, so they are checked even in an item whose other keys have
+/// shape problems.
+fn task_names(items: &[Value], out: &mut Vec<Problem>) {
     let mut names = HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("tasks").index(index);
@@ -323,34 +360,23 @@ fn tasks(
                 out.push(Problem::new(&path.key("name"), message));
             }
         }
-        let task_type = item.get("type").and_then(Value::as_str);
-        if let Some(task_type) = task_type.filter(|t| !known.iter().any(|k| k == t)) {
-            let known = known.join(", ");
+    }
+}
+
+fn schedule(schedule: &Schedule, path: &KeyPath, out: &mut Vec<Problem>) {
+    match schedule {
+        Schedule::Interval(every) if every.interval.get().is_zero() => {
             out.push(Problem::new(
-                &path.key("type"),
-                format!("unknown task type {task_type:?}; known types: {known}"),
+                &path.key("interval"),
+                "must be longer than 0s",
             ));
         }
-    }
-    for (index, task) in parsed {
-        if known.contains(&task.task_type) {
-            out.extend(options.task_types.check(*index, task));
-        }
-        let schedule = KeyPath::root().key("tasks").index(*index).key("schedule");
-        match &task.schedule {
-            Schedule::Interval(every) if every.interval.get().is_zero() => {
-                out.push(Problem::new(
-                    &schedule.key("interval"),
-                    "must be longer than 0s",
-                ));
+        Schedule::Cron(cron) => {
+            if let Err(message) = cron.parse() {
+                out.push(Problem::new(&path.key("cron"), message));
             }
-            Schedule::Cron(cron) => {
-                if let Err(message) = cron.parse() {
-                    out.push(Problem::new(&schedule.key("cron"), message));
-                }
-            }
-            _ => {}
         }
+        _ => {}
     }
 }
 

@@ -49,7 +49,11 @@ impl<'a> Walker<'a> {
     fn node(&self, schema: &'a Value, value: &mut Value, path: &KeyPath, out: &mut Vec<Problem>) {
         let schema = self.resolve(schema);
         if let Some(branches) = alternatives(schema) {
-            return self.alternatives(branches, value, path, out);
+            let noun = schema
+                .get("x-tapline-type-noun")
+                .and_then(Value::as_str)
+                .unwrap_or("type");
+            return self.alternatives(branches, noun, value, path, out);
         }
         if let Some(expected) = schema.get("const") {
             if value != expected {
@@ -126,13 +130,14 @@ impl<'a> Walker<'a> {
     fn alternatives(
         &self,
         branches: &'a [Value],
+        noun: &str,
         value: &mut Value,
         path: &KeyPath,
         out: &mut Vec<Problem>,
     ) {
         let branches: Vec<&Value> = branches.iter().map(|b| self.resolve(b)).collect();
         if let Some(tags) = tags(&branches) {
-            return self.tagged(&branches, &tags, value, path, out);
+            return self.tagged(&branches, &tags, noun, value, path, out);
         }
         if let Some(choices) = constants(&branches) {
             if !choices.iter().any(|choice| value == *choice) {
@@ -178,6 +183,7 @@ impl<'a> Walker<'a> {
         &self,
         branches: &[&'a Value],
         tags: &[&str],
+        noun: &str,
         value: &mut Value,
         path: &KeyPath,
         out: &mut Vec<Problem>,
@@ -201,7 +207,7 @@ impl<'a> Walker<'a> {
             Some(index) => self.node(branches[index], value, path, out),
             None => out.push(Problem::new(
                 &type_path,
-                format!("unknown type {tag:?}; known types: {known}"),
+                format!("unknown {noun} {tag:?}; known types: {known}"),
             )),
         }
     }
@@ -345,9 +351,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The keys a `file` task needs besides its name and schedule.
+    fn file_task(mut task: Value) -> Value {
+        task["type"] = json!("file");
+        task["source"] = json!({"path": "in/*.jsonl"});
+        task["sink"] = json!({"type": "stdout"});
+        task
+    }
+
     fn problems(instance: Value) -> Vec<String> {
         let mut instance = instance;
-        check(&crate::config::schema(), &mut instance)
+        check(&crate::Registry::builtin().schema(), &mut instance)
             .into_iter()
             .map(|p| format!("{}: {}", p.path, p.message))
             .collect()
@@ -358,8 +372,8 @@ mod tests {
         let found = problems(json!({
             "auth": {"type": "client-secret", "token-url": "https://idp/token", "clent-id": "x"},
             "tasks": [
-                {"name": "a", "type": "t", "schedule": {"interval": "30s"}},
-                {"name": "b", "type": "t", "schedule": {"interval": "5 minutes"}},
+                file_task(json!({"name": "a", "schedule": {"interval": "30s"}})),
+                file_task(json!({"name": "b", "schedule": {"interval": "5 minutes"}})),
             ],
             "session": {"max-in-flight": "many"},
         }));
@@ -398,17 +412,18 @@ mod tests {
     fn loose_scalars_are_normalised() {
         let mut instance =
             json!({"auth": {"type": "token", "token": 12345}, "session": {"max-in-flight": "8"}});
-        assert!(check(&crate::config::schema(), &mut instance).is_empty());
+        assert!(check(&crate::Registry::builtin().schema(), &mut instance).is_empty());
         assert_eq!(instance["auth"]["token"], json!("12345"));
         assert_eq!(instance["session"]["max-in-flight"], json!(8));
     }
 
     #[test]
     fn schedule_names_and_shapes() {
-        assert!(problems(json!({"auth": {"type": "none"}, "tasks": [{"name": "a", "type": "t", "schedule": "continuous"}]})).is_empty());
-        let found = problems(
-            json!({"auth": {"type": "none"}, "tasks": [{"name": "a", "type": "t", "schedule": "continous"}]}),
+        let task = |schedule| file_task(json!({"name": "a", "schedule": schedule}));
+        assert!(
+            problems(json!({"auth": {"type": "none"}, "tasks": [task("continuous")]})).is_empty()
         );
+        let found = problems(json!({"auth": {"type": "none"}, "tasks": [task("continous")]}));
         assert_eq!(found, ["tasks[0].schedule: expected one of \"continuous\", \"startup\", found \"continous\""]);
     }
 

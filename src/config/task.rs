@@ -3,10 +3,11 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::component::ComponentConfig;
 use super::duration::Duration;
 
-/// One extractor task. Keys other than `name`, `type` and `schedule` belong to the task type,
-/// which parses them itself.
+/// One extractor task. Keys other than `name`, `type`, `schedule` and `sink` belong to the task
+/// type, which parses them itself.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct TaskConfig {
@@ -17,9 +18,18 @@ pub struct TaskConfig {
     pub task_type: String,
     /// When the task runs.
     pub schedule: Schedule,
+    /// Where the records go, for task types that deliver records (sources).
+    pub sink: Option<ComponentConfig>,
     /// The task type's own keys.
     #[serde(flatten)]
     pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TaskConfig {
+    /// The task type's block: its `type` and own keys.
+    pub fn component(&self) -> ComponentConfig {
+        ComponentConfig::new(&self.task_type, self.options.clone())
+    }
 }
 
 /// When a task runs: `{interval: 30s}`, `{cron: "..."}`, `continuous` or `startup`.

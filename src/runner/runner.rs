@@ -3,17 +3,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use tokio_util::task::TaskTracker;
 
-use super::registry::{BuildError, Registry};
 use super::schedule::Schedule;
 use super::shutdown::Shutdown;
+use super::sink::Destination;
 use super::state::{StateError, StateStore};
 use super::supervisor::{error_chain, Supervisor};
 use super::task::Task;
-use crate::auth::Credentials;
-use crate::config::{Config, Problem};
+use crate::auth::{Credentials, Provider};
+use crate::config::{self, Config, Problem};
 use crate::session::Session;
 use crate::telemetry::{self, Readiness, ServerState};
 
@@ -77,21 +76,54 @@ impl Error {
     }
 }
 
+/// One task, built from its config block by the registry.
+#[derive(Clone)]
+pub struct TaskSpec {
+    /// Its name from the config.
+    pub name: String,
+    /// When it runs.
+    pub schedule: config::Schedule,
+    /// The task.
+    pub task: Arc<dyn Task>,
+    /// Its sink, for task types that deliver records.
+    pub destination: Option<Destination>,
+}
+
+impl std::fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSpec")
+            .field("name", &self.name)
+            .field("schedule", &self.schedule)
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the registry built from a config: the credential provider and the tasks.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The `auth:` block's provider.
+    pub provider: Arc<dyn Provider>,
+    /// The tasks, in config order.
+    pub tasks: Vec<TaskSpec>,
+}
+
 /// Hosts the tasks of one config: schedules, supervision, state, shutdown, telemetry.
 ///
 /// ```no_run
-/// # async fn example(config: tapline::config::Config) -> Result<(), tapline::runner::Error> {
-/// tapline::runner::Runner::builder(config).once(true).run().await
-/// # }
+/// # async fn example(config: tapline::config::Config) -> Result<(), Box<dyn std::error::Error>> {
+/// let plan = tapline::Registry::builtin().plan(&config)?;
+/// tapline::runner::Runner::builder(config, plan).once(true).run().await?;
+/// # Ok(()) }
 /// ```
 pub struct Runner;
 
 impl Runner {
-    /// Starts building a runner for `config`, with the built-in task types registered.
-    pub fn builder(config: Config) -> RunnerBuilder {
+    /// Starts building a runner for `config`, whose components the registry built into `plan`.
+    pub fn builder(config: Config, plan: Plan) -> RunnerBuilder {
         RunnerBuilder {
             config,
-            registry: Registry::with_builtins(),
+            plan,
             once: false,
             credentials: None,
             shutdown: Shutdown::new(),
@@ -104,7 +136,7 @@ impl Runner {
 /// Configures and starts a [`Runner`].
 pub struct RunnerBuilder {
     config: Config,
-    registry: Registry,
+    plan: Plan,
     once: bool,
     credentials: Option<Credentials>,
     shutdown: Shutdown,
@@ -113,23 +145,6 @@ pub struct RunnerBuilder {
 }
 
 impl RunnerBuilder {
-    /// Registers a task type (see [`Registry::register`]).
-    pub fn register<C, T, F>(mut self, name: &str, build: F) -> Self
-    where
-        C: DeserializeOwned + 'static,
-        T: Task,
-        F: Fn(C) -> Result<T, BuildError> + Send + Sync + 'static,
-    {
-        self.registry.register(name, build);
-        self
-    }
-
-    /// Replaces the registry.
-    pub fn registry(mut self, registry: Registry) -> Self {
-        self.registry = registry;
-        self
-    }
-
     /// Runs every task once (continuous ones until they return), then stops.
     pub fn once(mut self, once: bool) -> Self {
         self.once = once;
@@ -164,7 +179,7 @@ impl RunnerBuilder {
     pub async fn run(self) -> Result<(), Error> {
         let Self {
             config,
-            registry,
+            plan,
             once,
             credentials,
             shutdown,
@@ -173,13 +188,13 @@ impl RunnerBuilder {
         } = self;
         // First, so that nothing recorded from here on (token requests included) is lost.
         let metrics = telemetry::metrics::install();
-        let tasks = registry
-            .build(&config)
-            .map_err(|problems| Error::Tasks { problems })?;
         let state = StateStore::open(&config.state.path)?;
         let credentials = match credentials {
             Some(credentials) => credentials,
-            None => Credentials::from_config(&config).map_err(Error::Auth)?,
+            None => plan
+                .provider
+                .credentials(&config.session)
+                .map_err(Error::Auth)?,
         };
         let session = Session::new(&config.session, credentials.clone()).map_err(Error::Session)?;
         if signals {
@@ -211,9 +226,9 @@ impl RunnerBuilder {
         let tracker = TaskTracker::new();
         let mut startup = Vec::new();
         let mut others = Vec::new();
-        for (index, (task_config, task)) in config.tasks.iter().zip(tasks).enumerate() {
+        for (index, spec) in plan.tasks.into_iter().enumerate() {
             let schedule =
-                Schedule::from_config(&task_config.schedule).map_err(|message| Error::Tasks {
+                Schedule::from_config(&spec.schedule).map_err(|message| Error::Tasks {
                     problems: vec![Problem {
                         path: format!("tasks[{index}].schedule"),
                         line: None,
@@ -221,8 +236,9 @@ impl RunnerBuilder {
                     }],
                 })?;
             let supervisor = Supervisor::new(
-                &task_config.name,
-                task,
+                &spec.name,
+                spec.task,
+                spec.destination,
                 &session,
                 &state,
                 &shutdown,

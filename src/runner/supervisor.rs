@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::schedule::{RestartBackoff, Schedule};
+use super::sink::Destination;
 use super::state::StateStore;
 use super::task::{Task, TaskContext, TaskError};
 use crate::session::Session;
@@ -51,6 +52,7 @@ impl Outcome {
 pub(crate) struct Supervisor {
     pub(crate) name: Arc<str>,
     pub(crate) task: Arc<dyn Task>,
+    pub(crate) destination: Option<Destination>,
     pub(crate) session: Session,
     pub(crate) state: StateStore,
     pub(crate) shutdown: super::Shutdown,
@@ -62,6 +64,7 @@ impl Supervisor {
     pub(crate) fn new(
         name: &str,
         task: Arc<dyn Task>,
+        destination: Option<Destination>,
         session: &Session,
         state: &StateStore,
         shutdown: &super::Shutdown,
@@ -70,6 +73,7 @@ impl Supervisor {
         Arc::new(Self {
             name: name.into(),
             task,
+            destination,
             session: session.for_task(name),
             state: state.clone(),
             shutdown: shutdown.clone(),
@@ -109,6 +113,7 @@ impl Supervisor {
             cancel: self.shutdown.token(),
             state: self.state.handle(&self.name),
             span: span.clone(),
+            destination: self.destination.clone(),
         };
         let task = self.task.clone();
         let started = Instant::now();

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::output::Output;
+use super::sink::Destination;
 use super::state::{StateError, StateHandle};
 use crate::session::Session;
 
@@ -71,6 +73,7 @@ pub struct TaskContext {
     pub(crate) cancel: CancellationToken,
     pub(crate) state: StateHandle,
     pub(crate) span: tracing::Span,
+    pub(crate) destination: Option<Destination>,
 }
 
 impl TaskContext {
@@ -87,7 +90,23 @@ impl TaskContext {
             cancel,
             state,
             span: tracing::info_span!("task", task = name),
+            destination: None,
         }
+    }
+
+    /// This context with a sink, for testing a source outside the runner.
+    pub fn with_sink(mut self, destination: Destination) -> Self {
+        self.destination = Some(destination);
+        self
+    }
+
+    /// The run's way to the task's `sink:`, batching records across the whole run. An error for
+    /// a task type registered without a sink (`Registry::task` instead of `Registry::source`).
+    pub fn output(&self) -> Result<Output, TaskError> {
+        let destination = self.destination.clone().ok_or_else(|| {
+            TaskError::msg("this task type has no sink; register it with Registry::source")
+        })?;
+        Ok(Output::new(self.clone(), destination))
     }
 
     /// The task's name from the config.

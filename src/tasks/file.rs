@@ -18,24 +18,23 @@ use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::sink::SinkConfig;
-use crate::runner::{BuildError, Task, TaskContext, TaskError};
+use crate::config::BuildError;
+use crate::runner::{Task, TaskContext, TaskError};
 
-/// The keys of a `file` task.
-#[derive(Debug, Clone, Deserialize)]
+/// `type: file`: tail JSON-lines files; the records go to the task's `sink:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FileConfig {
     /// Which files to read.
     pub source: FileSourceConfig,
-    /// Where the records go.
-    pub sink: SinkConfig,
 }
 
 /// `source:` of a `file` task.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct FileSourceConfig {
     /// A glob such as `data/*.jsonl` (relative to the working directory); every match is read.
@@ -52,7 +51,6 @@ pub struct FileTail {
 pub fn build(config: FileConfig) -> Result<FileTail, BuildError> {
     glob::Pattern::new(&config.source.path)
         .map_err(|error| BuildError::at("source.path", format!("not a valid glob: {error}")))?;
-    config.sink.check()?;
     Ok(FileTail { config })
 }
 
@@ -118,6 +116,7 @@ impl Task for FileTail {
         .expect("globbing does not panic")
         .map_err(TaskError::msg)?;
         let mut total = 0;
+        let mut output = ctx.output()?;
         for path in paths {
             if ctx.is_cancelled() {
                 return Err(TaskError::Cancelled);
@@ -128,10 +127,11 @@ impl Task for FileTail {
                 .await
                 .expect("reading does not panic")?;
             ctx.records_extracted(chunk.records.len() as u64);
-            self.config.sink.deliver(&ctx, &chunk.records).await?;
             total += chunk.records.len();
+            output.extend(chunk.records).await?;
             offsets.insert(chunk.path, chunk.new_offset);
         }
+        output.flush().await?;
         // Every batch was delivered: only now may the offsets move.
         ctx.state().set("offsets", &offsets)?;
         tracing::info!(records = total, "files read");

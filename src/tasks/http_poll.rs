@@ -20,25 +20,24 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use reqwest::header::{HeaderName, HeaderValue};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use super::sink::SinkConfig;
-use crate::runner::{BuildError, Task, TaskContext, TaskError};
+use crate::config::BuildError;
+use crate::runner::{Task, TaskContext, TaskError};
 
-/// The keys of an `http-poll` task.
-#[derive(Debug, Clone, Deserialize)]
+/// `type: http-poll`: poll a URL and follow its pages; the records go to the task's `sink:`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HttpPollConfig {
     /// Where records come from.
     pub source: SourceConfig,
-    /// Where they go.
-    pub sink: SinkConfig,
 }
 
 /// `source:` of an `http-poll` task.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SourceConfig {
     /// The URL; `{cursor}` is replaced by the saved cursor (URL-encoded).
@@ -77,7 +76,7 @@ impl fmt::Debug for SourceConfig {
 }
 
 /// Whether the source gets the bearer token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceAuth {
     /// No Authorization header: the source is a different service than the target API.
@@ -138,7 +137,6 @@ pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
         value.set_sensitive(true);
         headers.push((name, value));
     }
-    config.sink.check()?;
     Ok(HttpPoll { config, headers })
 }
 
@@ -196,6 +194,7 @@ impl Task for HttpPoll {
         let mut url = source.url.replace("{cursor}", &encoded);
         let mut next_cursor = None;
         let mut total = 0usize;
+        let mut output = ctx.output()?;
         for page in 0.. {
             if page == MAX_PAGES {
                 return Err(TaskError::msg(format!(
@@ -218,8 +217,8 @@ impl Task for HttpPoll {
                 )));
             };
             ctx.records_extracted(records.len() as u64);
-            self.config.sink.deliver(&ctx, records).await?;
             total += records.len();
+            output.extend(records.iter().cloned()).await?;
             if let Some(pointer) = &source.cursor {
                 if let Some(value) = body.pointer(pointer).filter(|v| !v.is_null()) {
                     next_cursor = Some(value.clone());
@@ -242,6 +241,7 @@ impl Task for HttpPoll {
                 None => break,
             }
         }
+        output.flush().await?;
         // Every page was delivered: only now may the cursor move.
         if let Some(cursor) = next_cursor {
             ctx.state().set("cursor", &cursor)?;
@@ -274,7 +274,6 @@ mod tests {
         let task = build(config(
             r#"
 source: {url: "https://source.example.com/readings?since={cursor}", records: /items, cursor: /next_cursor}
-sink: {type: http, path: timeseries/data, wrap: items, batch-size: 500}
 "#,
         ));
         assert!(task.is_ok(), "{task:?}");
@@ -283,7 +282,7 @@ sink: {type: http, path: timeseries/data, wrap: items, batch-size: 500}
     #[test]
     fn debug_shows_neither_header_values_nor_the_query() {
         let task = build(config(
-            "source: {url: \"https://s.example/r?api_key=k3y-Q\", headers: {x-api-key: k3y-H}}\nsink: {type: stdout}",
+            "source: {url: \"https://s.example/r?api_key=k3y-Q\", headers: {x-api-key: k3y-H}}",
         ))
         .unwrap();
         let debug = format!("{task:?}");
@@ -296,16 +295,16 @@ sink: {type: http, path: timeseries/data, wrap: items, batch-size: 500}
 
     #[test]
     fn rejects_a_relative_url_without_session_auth() {
-        let error = build(config("source: {url: readings}\nsink: {type: stdout}")).unwrap_err();
-        assert_eq!(error.key.as_deref(), Some("source.url"));
+        let error = build(config("source: {url: readings}")).unwrap_err();
+        assert_eq!(error.key(), Some("source.url"));
     }
 
     #[test]
     fn rejects_a_pointer_without_slash() {
         let error = build(config(
-            "source: {url: 'http://127.0.0.1/x', records: items}\nsink: {type: stdout}",
+            "source: {url: 'http://127.0.0.1/x', records: items}",
         ))
         .unwrap_err();
-        assert_eq!(error.key.as_deref(), Some("source.records"));
+        assert_eq!(error.key(), Some("source.records"));
     }
 }

@@ -78,7 +78,7 @@ fn validate_reports_task_option_problems_with_their_key_paths() {
     assert_eq!(out.code, 2, "{}", out.all_output());
     assert!(
         out.stderr
-            .contains("tasks[0].source.extra: unknown field `extra`"),
+            .contains("tasks[0].source.extra: unknown key \"extra\""),
         "{}",
         out.stderr
     );
@@ -425,7 +425,7 @@ fn the_custom_task_example_runs_against_a_loopback_api() {
     );
     for _ in 0..2 {
         let out = run(std::process::Command::new(example("custom_task"))
-            .args(["--once", "-c"])
+            .args(["run", "--once", "-c"])
             .arg(&config));
         assert_eq!(out.code, 0, "{}", out.stderr);
     }

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde::Deserialize;
 use tapline::auth::{Credentials, FetchedToken, TokenSource};
-use tapline::config::{self, Config};
-use tapline::runner::{Registry, Runner, Shutdown, Task, TaskContext, TaskError};
+use tapline::config::Config;
+use tapline::runner::{Shutdown, Task, TaskContext, TaskError};
 use tapline::telemetry::Readiness;
+use tapline::Registry;
 
 use crate::harness::loopback;
 
 /// The keys of the scripted task types.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct Keys {
     #[serde(default)]
@@ -106,7 +107,7 @@ impl Task for Scripted {
 }
 
 fn registry(log: &Log) -> Registry {
-    let mut registry = Registry::empty();
+    let mut registry = Registry::builtin();
     for (name, what) in [
         ("ok", What::Ok),
         ("fail", What::Fail),
@@ -114,7 +115,7 @@ fn registry(log: &Log) -> Registry {
         ("flaky", What::Flaky),
     ] {
         let log = log.clone();
-        registry.register(name, move |keys: Keys| {
+        registry.task(name, move |keys: Keys| {
             Ok(Scripted {
                 keys,
                 what,
@@ -134,10 +135,9 @@ fn config(dir: &tempfile::TempDir, registry: &Registry, tasks: &str, extra: &str
         state.display()
     );
     std::fs::write(&path, text).unwrap();
-    let options = config::Options {
-        task_types: registry,
-    };
-    config::load(&path, &options).unwrap_or_else(|error| panic!("{error}"))
+    registry
+        .load(&path)
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// Runs the runner for `for_` (then shuts it down), or until it returns by itself.
@@ -147,8 +147,9 @@ async fn run_for(
     for_: Duration,
 ) -> Result<(), tapline::runner::Error> {
     let shutdown = Shutdown::new();
-    let runner = Runner::builder(config)
-        .registry(registry)
+    let runner = registry
+        .runner(config)
+        .unwrap()
         .handle_signals(false)
         .shutdown(shutdown.clone());
     let handle = tokio::spawn(runner.run());
@@ -418,8 +419,9 @@ async fn readyz_is_503_before_the_first_token_200_after_and_503_in_shutdown() {
     let (gate, gated) = tokio::sync::watch::channel(false);
     let shutdown = Shutdown::new();
     let readiness = Readiness::new();
-    let runner = Runner::builder(config)
-        .registry(registry)
+    let runner = registry
+        .runner(config)
+        .unwrap()
         .handle_signals(false)
         .shutdown(shutdown.clone())
         .readiness(readiness.clone())

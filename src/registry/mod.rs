@@ -1,0 +1,212 @@
+//! [`Registry`]: the components a config can name by `type`: credential providers (`auth:`),
+//! task types (`tasks[]`) and sinks (`tasks[].sink`).
+//!
+//! A component is a config struct (its keys, with serde and schemars derives; kebab-case and
+//! `deny_unknown_fields` give users "unknown key" errors) plus a build function that checks what
+//! serde cannot and makes the component. Building opens no files and sends no requests, so
+//! `tapline validate` builds every component to check it. The registry:
+//! - describes every component's keys in the config's JSON Schema (`tapline schema`), so one
+//!   `validate` reports every misspelt key of every task and sink with its path;
+//! - builds the components of a loaded config into the runner's [`Plan`].
+//!
+//! The built-in components are listed in `builtin.rs`; a library user adds their own with
+//! [`Registry::provider`], [`Registry::task`], [`Registry::source`] and [`Registry::sink`].
+
+mod builtin;
+mod schema;
+mod table;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::auth::Provider;
+use crate::config::{self, BuildError, Catalog, ComponentConfig, Config, Kind, Problem};
+use crate::runner::{self, Destination, Plan, Runner, RunnerBuilder, Sink, Task, TaskSpec};
+use table::Table;
+
+/// Records per batch when a sink block gives no `batch-size`.
+const DEFAULT_BATCH_SIZE: u64 = 500;
+
+/// Credential providers, task types and sinks by name.
+#[derive(Default)]
+pub struct Registry {
+    providers: Table<dyn Provider>,
+    tasks: Table<dyn Task>,
+    /// The task types that deliver records, and so take a `sink:`.
+    sources: BTreeSet<String>,
+    sinks: Table<dyn Sink>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("providers", &self.providers.names())
+            .field("tasks", &self.tasks.names())
+            .field("sinks", &self.sinks.names())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry with no components at all.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// A registry with every built-in provider, task type and sink.
+    pub fn builtin() -> Self {
+        let mut registry = Self::empty();
+        builtin::register(&mut registry);
+        registry
+    }
+
+    /// Registers the credential provider `name` (`auth: {type: name, ...}`): the block's keys
+    /// are read into `C`, then `build` checks them and makes the provider.
+    pub fn provider<C, P, F>(&mut self, name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        P: Provider,
+        F: Fn(C) -> Result<P, BuildError> + Send + Sync + 'static,
+    {
+        self.providers
+            .insert(name, build, |p| Arc::new(p) as Arc<dyn Provider>);
+        self
+    }
+
+    /// Registers the task type `name`, whose tasks do their own work (no `sink:`): the task's
+    /// keys other than `name`, `type` and `schedule` are read into `C`, then `build` makes it.
+    pub fn task<C, T, F>(&mut self, name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        T: Task,
+        F: Fn(C) -> Result<T, BuildError> + Send + Sync + 'static,
+    {
+        self.sources.remove(name);
+        self.tasks
+            .insert(name, build, |t| Arc::new(t) as Arc<dyn Task>);
+        self
+    }
+
+    /// Registers the task type `name` as a source: its tasks deliver records through the
+    /// `sink:` block every such task must have ([`TaskContext::output`]).
+    ///
+    /// [`TaskContext::output`]: crate::runner::TaskContext::output
+    pub fn source<C, T, F>(&mut self, name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        T: Task,
+        F: Fn(C) -> Result<T, BuildError> + Send + Sync + 'static,
+    {
+        self.task(name, build);
+        self.sources.insert(name.to_string());
+        self
+    }
+
+    /// Registers the sink `name` (`sink: {type: name, batch-size: 500, ...}`): the block's keys
+    /// other than `type` and `batch-size` are read into `C`, then `build` makes the sink.
+    pub fn sink<C, S, F>(&mut self, name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        S: Sink,
+        F: Fn(C) -> Result<S, BuildError> + Send + Sync + 'static,
+    {
+        self.sinks
+            .insert(name, build, |s| Arc::new(s) as Arc<dyn Sink>);
+        self
+    }
+
+    /// The JSON Schema of a config file that uses these components.
+    pub fn schema(&self) -> Value {
+        schema::assemble(self)
+    }
+
+    /// Loads and checks the config file at `path` (every problem at once).
+    pub fn load(&self, path: &Path) -> Result<Config, config::Error> {
+        config::load(path, self)
+    }
+
+    /// Builds the provider an `auth:` block names.
+    pub fn provider_for(&self, block: &ComponentConfig) -> Result<Arc<dyn Provider>, Vec<Problem>> {
+        self.providers
+            .build(block)
+            .map_err(|error| error.locate("auth"))
+    }
+
+    /// Builds the provider and every task of `config` for the runner, or returns every problem.
+    pub fn plan(&self, config: &Config) -> Result<Plan, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let provider = self
+            .provider_for(&config.auth)
+            .map_err(|found| problems.extend(found));
+        let mut tasks = Vec::new();
+        for (index, task) in config.tasks.iter().enumerate() {
+            let at = format!("tasks[{index}]");
+            let built = self.tasks.build(&task.component());
+            let destination = match &task.sink {
+                Some(sink) => self.destination(sink).map(Some),
+                None => Ok(None),
+            };
+            match (built, destination) {
+                (Ok(built), Ok(destination)) => tasks.push(TaskSpec {
+                    name: task.name.clone(),
+                    schedule: task.schedule.clone(),
+                    task: built,
+                    destination,
+                }),
+                (built, destination) => {
+                    problems.extend(built.err().map(|e| e.locate(&at)).unwrap_or_default());
+                    let sink_at = format!("{at}.sink");
+                    let sink_problems = destination.err().map(|e| e.locate(&sink_at));
+                    problems.extend(sink_problems.unwrap_or_default());
+                }
+            }
+        }
+        match provider {
+            Ok(provider) if problems.is_empty() => Ok(Plan { provider, tasks }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Builds the components of `config` and returns a runner for them.
+    pub fn runner(&self, config: Config) -> Result<RunnerBuilder, runner::Error> {
+        let plan = self
+            .plan(&config)
+            .map_err(|problems| runner::Error::Tasks { problems })?;
+        Ok(Runner::builder(config, plan))
+    }
+
+    /// A sink block: `batch-size` is read here, every other key by the sink.
+    fn destination(&self, block: &ComponentConfig) -> Result<Destination, BuildError> {
+        let mut block = block.clone();
+        let batch_size = match block.keys.remove("batch-size") {
+            None => DEFAULT_BATCH_SIZE,
+            Some(value) => value.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                BuildError::at("batch-size", "must be a whole number of at least 1")
+            })?,
+        };
+        Ok(Destination {
+            sink: self.sinks.build(&block)?,
+            batch_size: usize::try_from(batch_size).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+impl Catalog for Registry {
+    fn schema(&self) -> Value {
+        Registry::schema(self)
+    }
+
+    fn check(&self, kind: Kind, block: &ComponentConfig, at: &str) -> Vec<Problem> {
+        let errors = match kind {
+            Kind::Provider => self.providers.build(block).err(),
+            Kind::Task => self.tasks.build(block).err(),
+            Kind::Sink => self.destination(block).err(),
+        };
+        errors.map(|error| error.locate(at)).unwrap_or_default()
+    }
+}
