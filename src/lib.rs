@@ -11,6 +11,8 @@
 //! - [`runner`]: tasks, schedules, state, shutdown.
 //! - [`tasks`]: the built-in task types.
 //! - [`telemetry`]: logging, metrics and the health server.
+//! - [`transport`]: what every HTTP client shares (user agent, timeouts, proxy, CA bundle); below
+//!   both `auth` and `session`.
 
 mod atomic_file;
 pub mod auth;
@@ -21,5 +23,6 @@ pub mod runner;
 pub mod session;
 pub mod tasks;
 pub mod telemetry;
+pub mod transport;
 
 pub use error::Error;
