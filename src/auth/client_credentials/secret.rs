@@ -1,28 +1,36 @@
-//! `type: client-secret`: the OAuth 2.0 client credentials grant with a client secret.
+//! `type: client-secret`: the client proves itself with a client secret, in the form
+//! (`client-auth: body`, the default, client_secret_post) or as HTTP Basic (`client-auth: basic`,
+//! client_secret_basic).
 
 use std::fmt;
 
+use secrecy::SecretString;
+
 use crate::config::{ClientAuth, ClientSecretConfig, SecretSource};
 
-use super::token_endpoint::{
-    client_credentials_form, ClientAuthentication, FormValue, TokenEndpoint,
-};
-use super::{Error, FetchedToken, TokenSource};
+use super::{ClientCredentials, ClientProof, Proof};
+use crate::auth::Error;
 
-/// Fetches tokens with a client id and secret, sent in the form (`client-auth: body`, the
-/// default) or as HTTP Basic (`client-auth: basic`).
+/// A client secret and where it goes in the token request.
 pub struct ClientSecret {
-    endpoint: TokenEndpoint,
-    client_id: String,
-    /// Read at every fetch, so a rotated `client-secret-file` is picked up.
+    /// Read at every token request, so a rotated `client-secret-file` is picked up.
     secret: SecretSource,
-    client_auth: ClientAuth,
-    scope: String,
-    token_args: Vec<(String, String)>,
+    placement: ClientAuth,
 }
 
 impl ClientSecret {
-    /// Checks the config (token URL, id, secret) and keeps `http` for token requests.
+    /// A secret sent in the form (client_secret_post), as Kognic wants it.
+    pub(super) fn in_form(secret: SecretString) -> Self {
+        Self {
+            secret: SecretSource::Inline(secret),
+            placement: ClientAuth::Body,
+        }
+    }
+}
+
+impl ClientCredentials<ClientSecret> {
+    /// `type: client-secret`: checks the config (token URL, id, secret) and keeps `http` for
+    /// token requests.
     pub fn new(config: &ClientSecretConfig, http: reqwest::Client) -> Result<Self, Error> {
         let url = config.resolved_token_url().ok_or_else(|| {
             Error::Misconfigured(
@@ -35,50 +43,39 @@ impl ClientSecret {
         let secret = config.client_secret().ok_or_else(|| {
             Error::Misconfigured("give auth.client-secret or auth.client-secret-file".into())
         })?;
-        Ok(Self {
-            endpoint: TokenEndpoint::new(&url, http)?,
-            client_id: config.client_id.clone(),
+        let proof = ClientSecret {
             secret,
-            client_auth: config.client_auth,
-            scope: config.resolved_scopes().joined(),
-            token_args: config
-                .token_args
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        })
+            placement: config.client_auth,
+        };
+        Self::from_parts(
+            &url,
+            config.client_id.clone(),
+            &config.resolved_scopes().0,
+            &config.token_args,
+            proof,
+            http,
+        )
     }
 }
 
 #[async_trait::async_trait]
-impl TokenSource for ClientSecret {
-    async fn fetch(&self) -> Result<FetchedToken, Error> {
+impl ClientProof for ClientSecret {
+    async fn prove(&self, _client_id: &str, _token_url: &str) -> Result<Proof, Error> {
         let secret = self.secret.read()?;
-        let mut form = client_credentials_form(&self.scope, &self.token_args);
-        let auth = match self.client_auth {
-            ClientAuth::Body => {
-                form.push(("client_id", FormValue::Plain(&self.client_id)));
-                form.push(("client_secret", FormValue::Secret(&secret)));
-                ClientAuthentication::InForm
-            }
-            ClientAuth::Basic => ClientAuthentication::Basic {
-                id: &self.client_id,
-                secret: &secret,
-            },
-        };
-        self.endpoint.request(&form, auth).await
+        Ok(match self.placement {
+            ClientAuth::Body => Proof::SecretInForm(secret),
+            ClientAuth::Basic => Proof::SecretInBasic(secret),
+        })
     }
 }
 
 impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `SecretSource`'s Debug shows a file's path and never an inline value.
         f.debug_struct("ClientSecret")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
             .field("secret", &self.secret)
-            .field("client_auth", &self.client_auth)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
+            .field("placement", &self.placement)
+            .finish()
     }
 }
 
@@ -91,12 +88,13 @@ mod tests {
         let yaml =
             "token-url: https://idp.test/token\nclient-id: me\nclient-secret: hunter2-secret\n";
         let config: ClientSecretConfig = serde_yaml::from_str(yaml).unwrap();
-        let source = ClientSecret::new(&config, reqwest::Client::new()).unwrap();
-        assert!(!format!("{source:?}").contains("hunter2"));
+        let source = ClientCredentials::<ClientSecret>::new(&config, reqwest::Client::new());
+        assert!(!format!("{:?}", source.unwrap()).contains("hunter2"));
 
         let yaml = "token-url: http://idp.example.com/token\nclient-id: me\nclient-secret: s\n";
         let config: ClientSecretConfig = serde_yaml::from_str(yaml).unwrap();
-        let error = ClientSecret::new(&config, reqwest::Client::new()).unwrap_err();
+        let error =
+            ClientCredentials::<ClientSecret>::new(&config, reqwest::Client::new()).unwrap_err();
         assert!(matches!(error, Error::TokenUrl { .. }), "{error}");
     }
 }
