@@ -12,9 +12,6 @@ pub enum Error {
     /// Running the tasks failed (exit code 2 for task config problems, else 1).
     #[error(transparent)]
     Run(#[from] crate::runner::Error),
-    /// A command whose piece of tapline is not built yet (exit code 1).
-    #[error("`tapline {0}` is not available yet in this version")]
-    NotAvailable(&'static str),
 }
 
 impl Error {
@@ -23,7 +20,7 @@ impl Error {
         match self {
             Self::Config(_) => 2,
             Self::Run(error) => error.exit_code(),
-            Self::Auth(_) | Self::NotAvailable(_) => 1,
+            Self::Auth(_) => 1,
         }
     }
 }
