@@ -7,7 +7,7 @@ use super::Error;
 use crate::config::SessionConfig;
 use crate::transport;
 
-/// Builds the session's client: the [`transport`](crate::transport) plus the configured default
+/// Builds the session's client: the [`transport`] settings plus the configured default
 /// headers.
 pub(super) fn build(config: &SessionConfig) -> Result<reqwest::Client, Error> {
     let builder = transport::builder(config)?.default_headers(default_headers(config)?);

@@ -2,9 +2,9 @@
 //! plus a `private-key` PEM (plain, or encrypted PKCS#8 with `password`), or a PKCS#12 file
 //! (`.pfx`/`.p12`) with `password`.
 //!
-//! Why by hand and not with a TLS crate: jsonwebtoken wants the RSA key as PEM, PKCS#12 needs
-//! its own reader, and every message must name the file and never show key material or the
-//! password.
+//! Apart from the signing (`certificate.rs`) so the file formats live in one place: PEM blocks,
+//! PKCS#8 decryption, PKCS#12. The key is handed to jsonwebtoken as PEM, the form it reads.
+//! Every message names the file and never shows key material or the password.
 
 use std::path::Path;
 
