@@ -12,6 +12,8 @@
 //! - [`registry`]: the components a config names by `type` (providers, task types, sinks).
 //! - [`tasks`], [`sinks`]: the built-in task types and sinks.
 //! - [`telemetry`]: logging, metrics and the health server.
+//! - [`transport`]: what every HTTP client shares (user agent, timeouts, proxy, CA bundle); below
+//!   both `auth` and `session`.
 
 mod atomic_file;
 pub mod auth;
@@ -26,6 +28,7 @@ pub mod session;
 pub mod sinks;
 pub mod tasks;
 pub mod telemetry;
+pub mod transport;
 
 pub use error::Error;
 pub use registry::Registry;

@@ -8,9 +8,6 @@ use std::time::Duration;
 /// A token could not be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The `auth.type` has no provider in this build.
-    #[error("auth type {0:?} is not supported yet")]
-    Unsupported(&'static str),
     /// The auth configuration is incomplete.
     #[error("auth is not configured: {0}")]
     Misconfigured(String),
@@ -112,8 +109,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The HTTP client for token requests could not be built (bad proxy or CA bundle).
-    #[error("cannot set up the HTTP client for token requests: {0}")]
-    HttpClient(String),
+    #[error("cannot set up the HTTP client for token requests")]
+    Transport(#[from] crate::transport::Error),
 }
 
 impl Error {

@@ -3,42 +3,64 @@
 //! Every task shares one [`Credentials`]: it hands out the current bearer token, refreshes it
 //! before it expires, and drops exactly the token an API rejected with 401.
 //!
-//! One file per provider (`client_secret.rs`, `certificate.rs`, `kognic.rs`, `static_token.rs`,
-//! `workload_identity.rs`, and the interactive `device_code.rs` and `browser.rs`),
-//! each a [`TokenSource`] that fetches one token; `token_endpoint.rs` is the OAuth token request
-//! they share; `cache.rs` decides when to fetch and knows nothing about OAuth.
+//! Each provider is a [`TokenSource`] that fetches one token; [`TokenCache`] decides when. The
+//! providers come in two families, as in azure_identity:
+//!
+//! ```text
+//! auth/
+//!   mod.rs                  TokenSource, Credentials (config `auth:` -> token source)
+//!   cache.rs                TokenCache: when to fetch; knows nothing about OAuth
+//!   token.rs                AccessToken, FetchedToken: tokens that never reach a log
+//!   error.rs                auth::Error
+//!   token_endpoint.rs       the OAuth token request on the wire; http_client for it
+//!   static_token.rs         type: token
+//!   client_credentials/     one source, ClientCredentials, with a pluggable ClientProof
+//!     mod.rs                the grant, the ClientProof trait, Proof
+//!     secret.rs             type: client-secret (form or HTTP Basic)
+//!     kognic.rs             type: kognic (credentials file or KOGNIC_* -> client secret)
+//!     certificate.rs        type: certificate (signed private_key_jwt assertion)
+//!     certificate_file.rs   reading PEM, encrypted PKCS#8 and PKCS#12
+//!     federated.rs          type: workload-identity (federated token file as assertion)
+//!   login/                  the interactive logins, with refresh tokens kept in a file
+//!     mod.rs                what is where
+//!     interactive_login.rs  InteractiveLogin: cache file, refresh token, new login
+//!     device_code.rs        type: device-code (RFC 8628)
+//!     browser.rs            type: browser (authorization code + PKCE, loopback redirect)
+//!     refresh_token.rs      the refresh grant and its scope rules
+//!     token_cache_file.rs   TokenCacheFile
+//!     prompt.rs             LoginPrompt, TerminalPrompt, LoginOptions
+//!     discovery.rs          token and login endpoints (Entra ID paths, OIDC discovery)
+//! ```
+//!
+//! Token requests use their own HTTP client ([`http_client`]), built by
+//! [`crate::transport`] with the session's proxy, CA bundle and timeouts but no auth layer, so
+//! fetching a token can never recurse into needing one.
 
-mod browser;
 mod cache;
-mod certificate;
-mod client_secret;
-mod device_code;
+mod client_credentials;
 mod error;
-mod interactive_login;
-mod kognic;
+mod login;
 mod provider;
-mod refresh_token;
 mod static_token;
 mod token;
-mod token_cache_file;
 mod token_endpoint;
-mod workload_identity;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::{CacheOptions, FetchRetry, TokenCache};
-pub use certificate::Certificate;
-pub use client_secret::ClientSecret;
+pub use client_credentials::{
+    Certificate, CertificateAssertion, ClientCredentials, ClientProof, ClientSecret,
+    FederatedToken, KognicEnv, Proof, WorkloadIdentity, WorkloadIdentityEnv,
+};
 pub use error::Error;
-pub use interactive_login::{InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt};
-pub use kognic::{Kognic, KognicEnv};
+pub use login::{
+    CachedLogin, InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt, TokenCacheFile,
+};
 pub use provider::Provider;
 pub use static_token::StaticToken;
 pub use token::{AccessToken, FetchedToken};
-pub use token_cache_file::{CachedLogin, TokenCacheFile};
 pub use token_endpoint::http_client;
-pub use workload_identity::{WorkloadIdentity, WorkloadIdentityEnv};
 
 use crate::config::{AuthConfig, SessionConfig};
 
@@ -94,7 +116,10 @@ impl Credentials {
                 (Arc::new(source), options)
             }
             AuthConfig::ClientSecret(config) => (
-                Arc::new(ClientSecret::new(config, http_client(session)?)?),
+                Arc::new(ClientCredentials::<ClientSecret>::new(
+                    config,
+                    http_client(session)?,
+                )?),
                 margin(config.refresh_margin),
             ),
             AuthConfig::Certificate(config) => (
@@ -102,7 +127,7 @@ impl Credentials {
                 margin(config.refresh_margin),
             ),
             AuthConfig::Kognic(config) => (
-                Arc::new(Kognic::new(
+                Arc::new(ClientCredentials::kognic(
                     config,
                     &KognicEnv::from_process(),
                     http_client(session)?,

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::{Error, FetchedToken};
 use crate::config::SessionConfig;
 use crate::retry_after;
+use crate::transport;
 
 /// A token endpoint and the HTTP client used only for token requests.
 ///
@@ -174,38 +175,6 @@ impl fmt::Debug for TokenEndpoint {
     }
 }
 
-/// The `client_assertion_type` of a signed JWT client assertion (RFC 7523).
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// The form of a client credentials grant: `grant_type`, `scope` (omitted when empty) and the
-/// configured `token-args`. The caller adds how the client authenticates.
-pub(crate) fn client_credentials_form<'a>(
-    scope: &'a str,
-    token_args: &'a [(String, String)],
-) -> Vec<(&'a str, FormValue<'a>)> {
-    let mut form = vec![("grant_type", FormValue::Plain("client_credentials"))];
-    if !scope.is_empty() {
-        form.push(("scope", FormValue::Plain(scope)));
-    }
-    for (name, value) in token_args {
-        form.push((name, FormValue::Plain(value)));
-    }
-    form
-}
-
-/// The fields that authenticate a client with a signed assertion (private_key_jwt, or a
-/// federated token as in workload identity).
-pub(crate) fn client_assertion<'a>(
-    client_id: &'a str,
-    assertion: &'a SecretString,
-) -> [(&'a str, FormValue<'a>); 3] {
-    [
-        ("client_id", FormValue::Plain(client_id)),
-        ("client_assertion_type", FormValue::Plain(JWT_BEARER)),
-        ("client_assertion", FormValue::Secret(assertion)),
-    ]
-}
-
 /// A form field value: plain, or a secret exposed only when the body is written.
 pub(crate) enum FormValue<'a> {
     /// Not secret (grant type, client id, scope, ...).
@@ -234,13 +203,10 @@ fn encode_form(form: &[(&str, FormValue<'_>)]) -> String {
 
 /// The HTTP client for token requests, honouring the session's proxy, CA bundle and timeouts.
 pub fn http_client(session: &SessionConfig) -> Result<reqwest::Client, Error> {
-    let message = |error: &dyn std::fmt::Display| Error::HttpClient(error.to_string());
-    crate::session::transport(session)
-        .map_err(|error| message(&error))?
+    let builder = transport::builder(session)?
         // A token endpoint has no business redirecting a POST with credentials elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|error| message(&error.without_url()))
+        .redirect(reqwest::redirect::Policy::none());
+    Ok(transport::build(builder)?)
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`, as RFC 6749 section 2.3.1 asks (a plain

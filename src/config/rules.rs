@@ -392,7 +392,9 @@ fn not_blank(value: &str, path: &KeyPath, out: &mut Vec<Problem>) {
     }
 }
 
-/// `x` and `x-file`: at most one, at least one when `required`, and the file readable now.
+/// `x` and `x-file`: at most one, at least one when `required`, and the file readable now. A
+/// required secret must not be empty; an optional one may be, since a certificate exported with
+/// an empty password (`password: ""`, or `${CERT_PASSWORD:-}` unset) is opened with just that.
 fn secret_pair(
     inline: Option<&SecretString>,
     file: Option<&Path>,
@@ -410,13 +412,13 @@ fn secret_pair(
             path,
             format!("missing; give {key} (e.g. {key}: ${{VAR}}) or {key}-file"),
         )),
-        (Some(value), None) if is_blank(value) => {
+        (Some(value), None) if required && is_blank(value) => {
             out.push(Problem::new(path, "is empty"));
         }
         (None, Some(file)) => {
             let file_path = file_key(path, key);
             match read_secret_file(file) {
-                Ok(value) if is_blank(&value) => out.push(Problem::new(
+                Ok(value) if required && is_blank(&value) => out.push(Problem::new(
                     &file_path,
                     format!("{} is empty", file.display()),
                 )),

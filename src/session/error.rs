@@ -5,7 +5,6 @@
 //! appears: not in the message, not in `Debug`.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use reqwest::{Method, StatusCode};
 
@@ -17,28 +16,9 @@ pub(crate) const BODY_EXCERPT_BYTES: usize = 300;
 /// A request through the session failed, or the session could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The HTTP client could not be built from the config.
-    #[error("cannot build the HTTP client")]
-    Client(#[source] reqwest::Error),
-    /// `session.proxy` is not a usable proxy URL (the value is not repeated: it may hold a
-    /// password).
-    #[error("session.proxy is not a valid proxy URL")]
-    InvalidProxy(#[source] reqwest::Error),
-    /// `session.ca-bundle` could not be read.
-    #[error("session.ca-bundle: cannot read {}", path.display())]
-    CaBundleUnreadable {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `session.ca-bundle` holds no usable PEM certificate.
-    #[error("session.ca-bundle: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())]
-    CaBundleInvalid {
-        /// The file.
-        path: PathBuf,
-    },
+    /// The HTTP client could not be built from the config (proxy, CA bundle, TLS).
+    #[error(transparent)]
+    Client(#[from] crate::transport::Error),
     /// A `session.headers` entry is not a valid HTTP header.
     #[error("session.headers.{0}: not a valid HTTP header name or value")]
     InvalidHeader(String),

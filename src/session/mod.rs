@@ -51,9 +51,9 @@ mod request;
 mod retry;
 mod send;
 
+/// `tapline/<version>`, the user agent of every request (defined by the transport).
+pub use crate::transport::USER_AGENT;
 pub use backoff::{Backoff, Delays};
-pub(crate) use client::transport;
-pub use client::USER_AGENT;
 pub use error::Error;
 pub use request::RequestBuilder;
 pub use retry::{Decision, GiveUp, Outcome, Progress, Reason, RetryPolicy, Wait};

@@ -51,7 +51,7 @@ impl Session {
         Ok(Self {
             shared: Arc::new(Shared {
                 client: client::build(config)?,
-                unauthenticated: client::transport(config)?.build().map_err(Error::Client)?,
+                unauthenticated: crate::transport::client(config)?,
                 base_url,
                 credentials,
                 policy: RetryPolicy::from_config(&config.retries),

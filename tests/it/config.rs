@@ -386,3 +386,15 @@ fn the_schema_is_json_schema_and_every_shipped_config_follows_it_and_loads() {
         "expected the shipped configs in config/, found {seen}"
     );
 }
+
+/// Only the certificate password may be empty (a key exported with an empty password); an empty
+/// client secret or token is a misconfiguration and stays refused.
+#[test]
+fn an_empty_client_secret_or_token_is_refused() {
+    let run = validate_text(
+        "auth: {type: client-secret, token-url: \"https://i/t\", client-id: c, client-secret: \"${UNSET_SECRET_FOR_TEST:-}\"}\n",
+    );
+    assert_invalid(&run, &["auth.client-secret: is empty"]);
+    let run = validate_text("auth: {type: token, token: \"\"}\n");
+    assert_invalid(&run, &["auth.token: is empty"]);
+}

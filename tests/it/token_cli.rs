@@ -343,6 +343,52 @@ async fn certificate_login_from_the_cli_logs_no_key_and_no_assertion() {
     assert!(!run.stderr.contains(key_line), "key material in the logs");
 }
 
+/// A PKCS#12 file or an encrypted key exported with an empty password is common. `password: ""`,
+/// `${CERT_PASSWORD:-}` with the variable unset, or an empty `password-file` all mean that empty
+/// password: the config is valid and the key opens.
+#[tokio::test]
+async fn an_empty_certificate_password_opens_files_exported_with_one() {
+    let cert = crate::harness::cert::TestCert::generate();
+    let empty = cert.with_empty_password();
+    let id = crate::harness::unique("cert-empty-password");
+    idp()
+        .register(json!({"client_id": id, "token_endpoint_auth_method": "private_key_jwt", "jwks": cert.jwks()}))
+        .await;
+    let password_file = write(cert.dir.path(), "password", "");
+    for files in [
+        format!(
+            "certificate: {}\n  password: \"${{CERT_PASSWORD:-}}\"",
+            empty.p12.display()
+        ),
+        format!(
+            "certificate: {}\n  private-key: {}\n  password: \"\"",
+            cert.cert.display(),
+            empty.encrypted_key.display()
+        ),
+        format!(
+            "certificate: {}\n  password-file: {}",
+            empty.p12.display(),
+            password_file.display()
+        ),
+    ] {
+        let config = write(
+            cert.dir.path(),
+            "tapline.yaml",
+            &format!(
+                "auth:\n  type: certificate\n  token-url: {}\n  client-id: {id}\n  {files}\n",
+                idp().token_url()
+            ),
+        );
+        let run = run(tapline()
+            .arg("token")
+            .arg("-c")
+            .arg(&config)
+            .env_remove("CERT_PASSWORD"));
+        assert_eq!(run.code, 0, "{files}: {}", run.stderr);
+        jwt::verify(&printed_token(&run), &idp().jwks().await, &id);
+    }
+}
+
 #[tokio::test]
 async fn a_static_token_file_is_printed_as_is() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,6 +31,14 @@ pub struct TestCert {
     pub public_pem: Vec<u8>,
 }
 
+/// [`TestCert`]'s key exported with an empty password.
+pub struct EmptyPassword {
+    /// PKCS#12 with the empty password.
+    pub p12: PathBuf,
+    /// Encrypted PKCS#8 PEM (AES-256-CBC, PBKDF2) with the empty password.
+    pub encrypted_key: PathBuf,
+}
+
 impl TestCert {
     /// The PKCS#12 password.
     pub const PASSWORD: &'static str = "p12-Pass-w0rd";
@@ -116,6 +124,47 @@ impl TestCert {
             der: std::fs::read(path("cert.der")).unwrap(),
             public_pem: std::fs::read(path("public.pem")).unwrap(),
             dir,
+        }
+    }
+
+    /// The same key exported with an empty password (`-passout pass:`), as some PKIs and
+    /// `openssl pkcs12 -export` at an empty prompt write it: a PKCS#12 file and an encrypted
+    /// PKCS#8 key.
+    pub fn with_empty_password(&self) -> EmptyPassword {
+        let dir = self.dir.path();
+        openssl(
+            dir,
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                "cert.pem",
+                "-inkey",
+                "key.pem",
+                "-out",
+                "empty-password.p12",
+                "-passout",
+                "pass:",
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-in",
+                "key.pem",
+                "-out",
+                "key-encrypted-empty-password.pem",
+                "-v2",
+                "aes-256-cbc",
+                "-passout",
+                "pass:",
+            ],
+        );
+        EmptyPassword {
+            p12: dir.join("empty-password.p12"),
+            encrypted_key: dir.join("key-encrypted-empty-password.pem"),
         }
     }
 

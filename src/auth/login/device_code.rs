@@ -14,8 +14,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::interactive_login::LoginRequest;
-use super::token_endpoint::{post_form, ClientAuthentication, FormValue, TokenResponse};
-use super::Error;
+use crate::auth::token_endpoint::{post_form, ClientAuthentication, FormValue, TokenResponse};
+use crate::auth::Error;
 
 /// The grant type of the polling token requests.
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -58,7 +58,7 @@ impl DeviceCode {
             authorization.verification_uri_complete.as_deref(),
         );
         let device_code = SecretString::from(authorization.device_code);
-        let deadline = super::token::now()
+        let deadline = crate::auth::token::now()
             + authorization
                 .expires_in
                 .map_or(DEFAULT_CODE_LIFETIME, Duration::from_secs);
@@ -68,7 +68,7 @@ impl DeviceCode {
             .map_or(DEFAULT_INTERVAL, Duration::from_secs);
         loop {
             tokio::time::sleep(interval).await;
-            if super::token::now() >= deadline {
+            if crate::auth::token::now() >= deadline {
                 return Err(Error::LoginFailed(
                     "the device code expired before the sign-in was completed; run the login again"
                         .into(),

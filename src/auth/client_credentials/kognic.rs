@@ -2,22 +2,21 @@
 //!
 //! Resolution order: `auth.credentials` (a kognic-auth credentials JSON file, `~` expanded), else
 //! `$KOGNIC_CREDENTIALS` (a path; its errors are reported, with no fall-through), else
-//! `$KOGNIC_CLIENT_ID` + `$KOGNIC_CLIENT_SECRET`. The token request is the client credentials
-//! grant with the id and secret in the form (client_secret_post), at `server` +
-//! `/v1/auth/oauth/token`.
+//! `$KOGNIC_CLIENT_ID` + `$KOGNIC_CLIENT_SECRET`. What is resolved is a client id and a
+//! [`ClientSecret`] sent in the form (client_secret_post): Kognic's token request is the plain
+//! client credentials grant, at `server` + `/v1/auth/oauth/token`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::auth::Error;
 use crate::config::{expand_home, KognicConfig};
 
-use super::token_endpoint::{
-    client_credentials_form, ClientAuthentication, FormValue, TokenEndpoint,
-};
-use super::{Error, FetchedToken, TokenSource};
+use super::{ClientCredentials, ClientSecret};
 
 /// The Kognic token path, joined to the server as a string (the server needs no trailing slash).
 const TOKEN_PATH: &str = "/v1/auth/oauth/token";
@@ -75,19 +74,10 @@ struct CredentialsFile {
     scopes: Option<Vec<String>>,
 }
 
-/// Fetches Kognic tokens with a client id and secret.
-pub struct Kognic {
-    endpoint: TokenEndpoint,
-    client_id: String,
-    secret: SecretString,
-    scope: String,
-    /// Where the credentials came from, for messages.
-    origin: String,
-}
-
-impl Kognic {
-    /// Resolves the credentials (config path, then `env`) and checks the token URL.
-    pub fn new(
+impl ClientCredentials<ClientSecret> {
+    /// `type: kognic`: resolves the credentials (config path, then `env`) and checks the token
+    /// URL.
+    pub fn kognic(
         config: &KognicConfig,
         env: &KognicEnv,
         http: reqwest::Client,
@@ -127,18 +117,8 @@ impl Kognic {
         };
         let url = format!("{}{TOKEN_PATH}", config.server.trim_end_matches('/'));
         tracing::debug!(origin = %origin, "using Kognic credentials");
-        Ok(Self {
-            endpoint: TokenEndpoint::new(&url, http)?,
-            client_id,
-            secret,
-            scope: scopes.join(" "),
-            origin,
-        })
-    }
-
-    /// The client id in use (not secret), e.g. to show which credentials won.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
+        let proof = ClientSecret::in_form(secret);
+        Self::from_parts(&url, client_id, &scopes, &BTreeMap::new(), proof, http)
     }
 }
 
@@ -172,29 +152,6 @@ fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
         .map(|naive| naive.and_utc())
-}
-
-#[async_trait::async_trait]
-impl TokenSource for Kognic {
-    async fn fetch(&self) -> Result<FetchedToken, Error> {
-        let mut form = client_credentials_form(&self.scope, &[]);
-        form.push(("client_id", FormValue::Plain(&self.client_id)));
-        form.push(("client_secret", FormValue::Secret(&self.secret)));
-        self.endpoint
-            .request(&form, ClientAuthentication::InForm)
-            .await
-    }
-}
-
-impl fmt::Debug for Kognic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kognic")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("scope", &self.scope)
-            .field("origin", &self.origin)
-            .finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]
@@ -233,18 +190,18 @@ mod tests {
             client_secret: Some(SecretString::from("s")),
         };
         let http = reqwest::Client::new();
-        let k = Kognic::new(&config(Some(&file)), &env, http.clone()).unwrap();
+        let k = ClientCredentials::kognic(&config(Some(&file)), &env, http.clone()).unwrap();
         assert_eq!(k.client_id(), "from-file");
         assert_eq!(k.scope, "a b");
-        let k = Kognic::new(&config(None), &env, http.clone()).unwrap();
+        let k = ClientCredentials::kognic(&config(None), &env, http.clone()).unwrap();
         assert_eq!(k.client_id(), "from-env-file");
         let env = KognicEnv {
             credentials: None,
             ..env
         };
-        let k = Kognic::new(&config(None), &env, http.clone()).unwrap();
+        let k = ClientCredentials::kognic(&config(None), &env, http.clone()).unwrap();
         assert_eq!(k.client_id(), "from-env");
-        assert!(Kognic::new(&config(None), &KognicEnv::default(), http).is_err());
+        assert!(ClientCredentials::kognic(&config(None), &KognicEnv::default(), http).is_err());
     }
 
     #[test]
@@ -252,7 +209,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let http = reqwest::Client::new();
         let no_issuer = write(dir.path(), "a.json", &FILE.replace(r#","issuer":"x""#, ""));
-        let error = Kognic::new(
+        let error = ClientCredentials::kognic(
             &config(Some(&no_issuer)),
             &KognicEnv::default(),
             http.clone(),
@@ -268,7 +225,8 @@ mod tests {
             ),
         );
         let error =
-            Kognic::new(&config(Some(&expired)), &KognicEnv::default(), http.clone()).unwrap_err();
+            ClientCredentials::kognic(&config(Some(&expired)), &KognicEnv::default(), http.clone())
+                .unwrap_err();
         assert!(error.to_string().contains("expired"), "{error}");
         assert!(!error.to_string().contains("s3cret"));
         // A secret of the wrong type: serde would quote it.
@@ -277,7 +235,8 @@ mod tests {
             "c.json",
             &FILE.replace(r#""s3cret-file""#, "987654321012"),
         );
-        let error = Kognic::new(&config(Some(&numeric)), &KognicEnv::default(), http).unwrap_err();
+        let error = ClientCredentials::kognic(&config(Some(&numeric)), &KognicEnv::default(), http)
+            .unwrap_err();
         assert!(
             error.to_string().contains("invalid type: integer"),
             "{error}"

@@ -9,8 +9,8 @@
 
 use secrecy::SecretString;
 
-use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint, TokenResponse};
-use super::Error;
+use crate::auth::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint, TokenResponse};
+use crate::auth::Error;
 
 /// Scopes that belong to OpenID Connect rather than to the API.
 const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::Error;
 use crate::atomic_file::{self, Access};
+use crate::auth::Error;
 
 /// The file format version; a file with another version is treated as empty.
 const VERSION: u32 = 1;

@@ -1,4 +1,5 @@
-//! `type: workload-identity`: Azure workload identity on Kubernetes, with no stored secret.
+//! `type: workload-identity`: Azure workload identity on Kubernetes, with no stored secret. The
+//! client proves itself with a [`FederatedToken`]: a token file read as the client assertion.
 //!
 //! Why it exists: a long-running extractor in Kubernetes should not hold a client secret or a
 //! certificate at all. The workload identity webhook projects a short-lived service-account token
@@ -10,7 +11,6 @@
 //! assertion read at startup is exactly the stale-assertion bug (AADSTS700024) other SDKs had.
 //! An assertion that has already expired is reported before it is sent, with the file's path.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,12 +18,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::auth::Error;
 use crate::config::WorkloadIdentityConfig;
 
-use super::token_endpoint::{
-    client_assertion, client_credentials_form, ClientAuthentication, TokenEndpoint,
-};
-use super::{Error, FetchedToken, TokenSource};
+use super::{ClientCredentials, ClientProof, Proof};
 
 /// Entra ID's public cloud, when `$AZURE_AUTHORITY_HOST` is not set.
 const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com/";
@@ -55,18 +53,16 @@ impl WorkloadIdentityEnv {
     }
 }
 
-/// Fetches tokens with the projected service-account token as the client assertion.
-pub struct WorkloadIdentity {
-    endpoint: TokenEndpoint,
-    client_id: String,
+/// A federated token (the projected service-account token) as the client assertion. The file is
+/// not read when the source is built: it is read at every request.
+#[derive(Debug)]
+pub struct FederatedToken {
     token_file: PathBuf,
-    scope: String,
-    token_args: Vec<(String, String)>,
 }
 
-impl WorkloadIdentity {
-    /// Resolves the client id, token URL and token file from the config, falling back to `env`.
-    /// The token file is not read here: it is read at every request.
+impl ClientCredentials<FederatedToken> {
+    /// `type: workload-identity`: resolves the client id, token URL and token file from the
+    /// config, falling back to `env`.
     pub fn new(
         config: &WorkloadIdentityConfig,
         env: &WorkloadIdentityEnv,
@@ -81,28 +77,7 @@ impl WorkloadIdentity {
                     "give auth.client-id, or set $AZURE_CLIENT_ID (the workload identity webhook sets it from the service account's azure.workload.identity/client-id annotation)".into(),
                 )
             })?;
-        let token_url = match (&config.token_url, &config.authority_url) {
-            (Some(url), _) => url.clone(),
-            (None, Some(authority)) => {
-                format!("{}/oauth2/v2.0/token", authority.trim_end_matches('/'))
-            }
-            (None, None) => {
-                let tenant = config
-                    .tenant
-                    .clone()
-                    .or_else(|| env.tenant_id.clone())
-                    .ok_or_else(|| {
-                        Error::Misconfigured(
-                            "give auth.tenant, auth.authority-url or auth.token-url, or set $AZURE_TENANT_ID (the workload identity webhook sets it)".into(),
-                        )
-                    })?;
-                let host = env
-                    .authority_host
-                    .as_deref()
-                    .unwrap_or(DEFAULT_AUTHORITY_HOST);
-                format!("{}/{tenant}/oauth2/v2.0/token", host.trim_end_matches('/'))
-            }
-        };
+        let token_url = token_url(config, env)?;
         let token_file = config
             .token_file
             .clone()
@@ -112,29 +87,49 @@ impl WorkloadIdentity {
                     "give auth.token-file, or set $AZURE_FEDERATED_TOKEN_FILE (the workload identity webhook sets it when the pod has the label azure.workload.identity/use: \"true\")".into(),
                 )
             })?;
-        Ok(Self {
-            endpoint: TokenEndpoint::new(&token_url, http)?,
+        Self::from_parts(
+            &token_url,
             client_id,
-            token_file,
-            scope: config.scopes.joined(),
-            token_args: config
-                .token_args
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        })
+            &config.scopes.0,
+            &config.token_args,
+            FederatedToken { token_file },
+            http,
+        )
     }
+}
 
-    /// The token URL in use.
-    pub fn token_url(&self) -> &str {
-        self.endpoint.url()
+/// `token-url`, else `authority-url`, else the tenant (config or `$AZURE_TENANT_ID`) at the
+/// authority host (`$AZURE_AUTHORITY_HOST` or Entra ID's public cloud).
+fn token_url(config: &WorkloadIdentityConfig, env: &WorkloadIdentityEnv) -> Result<String, Error> {
+    if let Some(url) = &config.token_url {
+        return Ok(url.clone());
     }
-
-    /// The resolved client id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
+    if let Some(authority) = &config.authority_url {
+        return Ok(format!(
+            "{}/oauth2/v2.0/token",
+            authority.trim_end_matches('/')
+        ));
     }
+    let tenant = config
+        .tenant
+        .clone()
+        .or_else(|| env.tenant_id.clone())
+        .ok_or_else(|| {
+            Error::Misconfigured(
+                "give auth.tenant, auth.authority-url or auth.token-url, or set $AZURE_TENANT_ID (the workload identity webhook sets it)".into(),
+            )
+        })?;
+    let host = env
+        .authority_host
+        .as_deref()
+        .unwrap_or(DEFAULT_AUTHORITY_HOST);
+    Ok(format!(
+        "{}/{tenant}/oauth2/v2.0/token",
+        host.trim_end_matches('/')
+    ))
+}
 
+impl FederatedToken {
     /// Reads the assertion now, refusing an empty file or a JWT whose `exp` has passed.
     async fn assertion(&self) -> Result<SecretString, Error> {
         let text = tokio::fs::read_to_string(&self.token_file)
@@ -176,25 +171,9 @@ fn expiry(jwt: &str) -> Option<u64> {
 }
 
 #[async_trait::async_trait]
-impl TokenSource for WorkloadIdentity {
-    async fn fetch(&self) -> Result<FetchedToken, Error> {
-        let assertion = self.assertion().await?;
-        let mut form = client_credentials_form(&self.scope, &self.token_args);
-        form.extend(client_assertion(&self.client_id, &assertion));
-        self.endpoint
-            .request(&form, ClientAuthentication::InForm)
-            .await
-    }
-}
-
-impl fmt::Debug for WorkloadIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkloadIdentity")
-            .field("endpoint", &self.endpoint)
-            .field("client_id", &self.client_id)
-            .field("token_file", &self.token_file)
-            .field("scope", &self.scope)
-            .finish_non_exhaustive()
+impl ClientProof for FederatedToken {
+    async fn prove(&self, _client_id: &str, _token_url: &str) -> Result<Proof, Error> {
+        self.assertion().await.map(Proof::Assertion)
     }
 }
 
@@ -217,21 +196,23 @@ mod tests {
 
     #[test]
     fn defaults_come_from_the_webhook_variables() {
-        let source = WorkloadIdentity::new(&config("{}"), &env(), reqwest::Client::new()).unwrap();
+        let source =
+            ClientCredentials::<FederatedToken>::new(&config("{}"), &env(), reqwest::Client::new())
+                .unwrap();
         assert_eq!(source.client_id(), "env-client");
         assert_eq!(
             source.token_url(),
             "https://login.microsoftonline.com/env-tenant/oauth2/v2.0/token"
         );
         assert_eq!(
-            source.token_file,
+            source.proof.token_file,
             PathBuf::from("/var/run/secrets/azure/tokens/azure-identity-token")
         );
     }
 
     #[test]
     fn the_config_wins_over_the_environment() {
-        let source = WorkloadIdentity::new(
+        let source = ClientCredentials::<FederatedToken>::new(
             &config("client-id: mine\ntenant: t2\ntoken-file: /tmp/x"),
             &env(),
             reqwest::Client::new(),
@@ -239,7 +220,7 @@ mod tests {
         .unwrap();
         assert_eq!(source.client_id(), "mine");
         assert!(source.token_url().contains("/t2/"));
-        let source = WorkloadIdentity::new(
+        let source = ClientCredentials::<FederatedToken>::new(
             &config("authority-url: https://login.example.com/tenant3/"),
             &env(),
             reqwest::Client::new(),
@@ -253,14 +234,14 @@ mod tests {
 
     #[test]
     fn missing_values_name_the_key_and_the_variable() {
-        let error = WorkloadIdentity::new(
+        let error = ClientCredentials::<FederatedToken>::new(
             &config("{}"),
             &WorkloadIdentityEnv::default(),
             reqwest::Client::new(),
         )
         .unwrap_err();
         assert!(error.to_string().contains("AZURE_CLIENT_ID"), "{error}");
-        let error = WorkloadIdentity::new(
+        let error = ClientCredentials::<FederatedToken>::new(
             &config("client-id: c\ntenant: t"),
             &WorkloadIdentityEnv::default(),
             reqwest::Client::new(),

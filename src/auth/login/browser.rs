@@ -20,8 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::interactive_login::LoginRequest;
-use super::token_endpoint::{ClientAuthentication, FormValue, TokenResponse};
-use super::Error;
+use crate::auth::token_endpoint::{ClientAuthentication, FormValue, TokenResponse};
+use crate::auth::Error;
 
 /// How long the listener waits for the browser to come back.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);

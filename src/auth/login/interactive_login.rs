@@ -15,108 +15,29 @@
 //!
 //! Every new token is written to the cache file at once.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io::IsTerminal;
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde_json::Value;
 
+use crate::auth::token_endpoint::{TokenEndpoint, TokenResponse};
+use crate::auth::{Error, FetchedToken, TokenSource};
 use crate::config::{BrowserConfig, DeviceCodeConfig, InteractiveEndpoints};
 
 use super::browser::Browser;
 use super::device_code::DeviceCode;
+use super::discovery::{resolve, Endpoints, LoginEndpoint};
+use super::prompt::{LoginOptions, LoginPrompt};
 use super::refresh_token;
 use super::token_cache_file::{epoch_now, CachedLogin, TokenCacheFile};
-use super::token_endpoint::{TokenEndpoint, TokenResponse};
-use super::{Error, FetchedToken, TokenSource};
-
-/// How a login talks to the person signing in.
-pub trait LoginPrompt: Send + Sync + fmt::Debug {
-    /// Device code: tell the person where to go and which code to enter.
-    fn device_code(&self, verification_uri: &str, user_code: &str, complete_uri: Option<&str>);
-    /// Browser: send the person's browser to `url` (the authorization request).
-    fn open_browser(&self, url: &str);
-}
-
-/// The prompt of the command line: messages on stderr (stdout may carry a token), and the
-/// system browser opened when asked for.
-#[derive(Debug, Clone, Copy)]
-pub struct TerminalPrompt {
-    /// Try to open the system browser for the browser login.
-    pub open_browser: bool,
-}
-
-impl LoginPrompt for TerminalPrompt {
-    fn device_code(&self, verification_uri: &str, user_code: &str, complete_uri: Option<&str>) {
-        eprintln!("To sign in, open {verification_uri} and enter the code {user_code}");
-        if let Some(complete) = complete_uri {
-            eprintln!("(or open {complete})");
-        }
-    }
-
-    fn open_browser(&self, url: &str) {
-        eprintln!("To sign in, open this URL in your browser:\n{url}");
-        if self.open_browser && !launch_browser(url) {
-            eprintln!("(could not open a browser; open the URL above yourself)");
-        }
-    }
-}
-
-/// Starts the system's URL opener; false when there is none.
-fn launch_browser(url: &str) -> bool {
-    let opener: &[&str] = if cfg!(target_os = "macos") {
-        &["open"]
-    } else if cfg!(windows) {
-        &["cmd", "/C", "start", ""]
-    } else {
-        &["xdg-open"]
-    };
-    std::process::Command::new(opener[0])
-        .args(&opener[1..])
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
-}
-
-/// Who answers a login, and whether one may be started at all.
-#[derive(Clone, Debug)]
-pub struct LoginOptions {
-    /// Tells the person what to do.
-    pub prompt: Arc<dyn LoginPrompt>,
-    /// A new login may be started when no refresh token works. Off, a missing or rejected
-    /// refresh token is an [`Error::LoginRequired`].
-    pub allow_login: bool,
-}
-
-impl LoginOptions {
-    /// The command line's options: a [`TerminalPrompt`], and logins only when stdin and stderr
-    /// are terminals (a person is there to answer).
-    pub fn terminal(open_browser: bool) -> Self {
-        Self {
-            prompt: Arc::new(TerminalPrompt { open_browser }),
-            allow_login: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
-        }
-    }
-}
 
 /// Which interactive flow signs the person in.
 #[derive(Debug)]
 enum Flow {
     DeviceCode(DeviceCode),
     Browser(Browser),
-}
-
-/// The endpoints a login uses, once resolved.
-pub(crate) struct Endpoints {
-    /// The token endpoint.
-    pub(crate) token: TokenEndpoint,
-    /// The device authorization endpoint or the authorization endpoint.
-    pub(crate) login: url::Url,
 }
 
 /// What a flow needs to sign someone in.
@@ -145,6 +66,43 @@ pub struct InteractiveLogin {
     options: LoginOptions,
 }
 
+/// The keys `device-code` and `browser` share: the near twins [`DeviceCodeConfig`] and
+/// [`BrowserConfig`] differ only in their flow's own settings.
+struct LoginSettings<'a> {
+    endpoints: InteractiveEndpoints,
+    client_id: &'a str,
+    scopes: &'a [String],
+    token_args: &'a BTreeMap<String, String>,
+    token_cache: Option<&'a Path>,
+    refresh_margin: Duration,
+}
+
+impl<'a> From<&'a DeviceCodeConfig> for LoginSettings<'a> {
+    fn from(config: &'a DeviceCodeConfig) -> Self {
+        Self {
+            endpoints: config.endpoints(),
+            client_id: &config.client_id,
+            scopes: &config.scopes.0,
+            token_args: &config.token_args,
+            token_cache: config.token_cache.as_deref(),
+            refresh_margin: config.refresh_margin.get(),
+        }
+    }
+}
+
+impl<'a> From<&'a BrowserConfig> for LoginSettings<'a> {
+    fn from(config: &'a BrowserConfig) -> Self {
+        Self {
+            endpoints: config.endpoints(),
+            client_id: &config.client_id,
+            scopes: &config.scopes.0,
+            token_args: &config.token_args,
+            token_cache: config.token_cache.as_deref(),
+            refresh_margin: config.refresh_margin.get(),
+        }
+    }
+}
+
 impl InteractiveLogin {
     /// The device code login (`type: device-code`).
     pub fn device_code(
@@ -152,17 +110,8 @@ impl InteractiveLogin {
         http: reqwest::Client,
         options: LoginOptions,
     ) -> Result<Self, Error> {
-        Self::new(
-            Flow::DeviceCode(DeviceCode::new()),
-            config.endpoints(),
-            http,
-            &config.client_id,
-            &config.scopes.0,
-            &config.token_args,
-            config.token_cache.as_deref(),
-            config.refresh_margin.get(),
-            options,
-        )
+        let flow = Flow::DeviceCode(DeviceCode::new());
+        Self::new(flow, config.into(), http, options)
     }
 
     /// The browser login (`type: browser`).
@@ -171,31 +120,24 @@ impl InteractiveLogin {
         http: reqwest::Client,
         options: LoginOptions,
     ) -> Result<Self, Error> {
-        Self::new(
-            Flow::Browser(Browser::new(config.redirect_port)),
-            config.endpoints(),
-            http,
-            &config.client_id,
-            &config.scopes.0,
-            &config.token_args,
-            config.token_cache.as_deref(),
-            config.refresh_margin.get(),
-            options,
-        )
+        let flow = Flow::Browser(Browser::new(config.redirect_port));
+        Self::new(flow, config.into(), http, options)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new(
         flow: Flow,
-        configured: InteractiveEndpoints,
+        settings: LoginSettings<'_>,
         http: reqwest::Client,
-        client_id: &str,
-        scopes: &[String],
-        token_args: &std::collections::BTreeMap<String, String>,
-        token_cache: Option<&std::path::Path>,
-        refresh_margin: Duration,
         options: LoginOptions,
     ) -> Result<Self, Error> {
+        let LoginSettings {
+            endpoints: configured,
+            client_id,
+            scopes,
+            token_args,
+            token_cache,
+            refresh_margin,
+        } = settings;
         if client_id.trim().is_empty() {
             return Err(Error::Misconfigured("auth.client-id is empty".into()));
         }
@@ -281,7 +223,7 @@ impl InteractiveLogin {
         response: TokenResponse,
         previous_refresh: Option<SecretString>,
     ) -> Result<FetchedToken, Error> {
-        let now = super::token::now();
+        let now = crate::auth::token::now();
         let expires_on = response
             .token
             .expires_at
@@ -302,7 +244,7 @@ impl InteractiveLogin {
         let left = expires_on.saturating_sub(epoch_now());
         (left > self.refresh_margin.as_secs()).then(|| FetchedToken {
             value: token,
-            expires_at: Some(super::token::now() + Duration::from_secs(left)),
+            expires_at: Some(crate::auth::token::now() + Duration::from_secs(left)),
         })
     }
 }
@@ -369,177 +311,5 @@ impl fmt::Debug for InteractiveLogin {
             .field("cache", &self.cache)
             .field("allow_login", &self.options.allow_login)
             .finish_non_exhaustive()
-    }
-}
-
-/// Which endpoint besides the token endpoint a flow needs.
-#[derive(Clone, Copy)]
-enum LoginEndpoint {
-    DeviceAuthorization,
-    Authorization,
-}
-
-impl LoginEndpoint {
-    fn discovery_field(self) -> &'static str {
-        match self {
-            Self::DeviceAuthorization => "device_authorization_endpoint",
-            Self::Authorization => "authorization_endpoint",
-        }
-    }
-
-    fn entra_path(self) -> &'static str {
-        match self {
-            Self::DeviceAuthorization => "oauth2/v2.0/devicecode",
-            Self::Authorization => "oauth2/v2.0/authorize",
-        }
-    }
-}
-
-/// Explicit URLs win; an Entra ID authority gets its well-known v2.0 paths; any other authority
-/// is an OIDC issuer whose discovery document names the endpoints.
-async fn resolve(
-    configured: &InteractiveEndpoints,
-    kind: LoginEndpoint,
-    http: &reqwest::Client,
-) -> Result<Endpoints, Error> {
-    let checked = |url: &str| {
-        crate::config::check_token_url(url).map_err(|reason| Error::TokenUrl {
-            url: url.to_string(),
-            reason,
-        })
-    };
-    if let (Some(token), Some(login)) = (&configured.token_url, &configured.login_url) {
-        return Ok(Endpoints {
-            token: TokenEndpoint::new(token, http.clone())?,
-            login: checked(login)?,
-        });
-    }
-    let authority = configured
-        .authority_url
-        .as_deref()
-        .ok_or_else(|| Error::Misconfigured("give auth.authority-url or auth.token-url".into()))?
-        .trim_end_matches('/');
-    let (token, login) = if is_entra(authority) {
-        (
-            format!("{authority}/oauth2/v2.0/token"),
-            format!("{authority}/{}", kind.entra_path()),
-        )
-    } else {
-        discover(authority, kind, http).await?
-    };
-    let token = configured.token_url.clone().unwrap_or(token);
-    let login = configured.login_url.clone().unwrap_or(login);
-    Ok(Endpoints {
-        token: TokenEndpoint::new(&token, http.clone())?,
-        login: checked(&login)?,
-    })
-}
-
-fn is_entra(authority: &str) -> bool {
-    url::Url::parse(authority)
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
-        .is_some_and(|host| {
-            host.starts_with("login.microsoftonline.")
-                || host == "login.chinacloudapi.cn"
-                || host == "login.partner.microsoftonline.cn"
-        })
-}
-
-/// OIDC discovery: `<issuer>/.well-known/openid-configuration`.
-async fn discover(
-    issuer: &str,
-    kind: LoginEndpoint,
-    http: &reqwest::Client,
-) -> Result<(String, String), Error> {
-    let url = format!("{issuer}/.well-known/openid-configuration");
-    crate::config::check_token_url(&url).map_err(|reason| Error::TokenUrl {
-        url: url.clone(),
-        reason,
-    })?;
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|source| Error::Unreachable {
-            url: url.clone(),
-            source: source.without_url(),
-        })?;
-    let status = response.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(Error::TokenEndpointStatus {
-            url,
-            status,
-            retry_after: None,
-        });
-    }
-    let document: Value = response
-        .json()
-        .await
-        .map_err(|_| Error::MalformedResponse {
-            url: url.clone(),
-            problem: "the discovery document is not JSON",
-        })?;
-    let field = |name: &'static str, problem: &'static str| {
-        document
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or(Error::MalformedResponse {
-                url: url.clone(),
-                problem,
-            })
-    };
-    let token = field(
-        "token_endpoint",
-        "the discovery document names no token_endpoint",
-    )?;
-    let login = field(
-        kind.discovery_field(),
-        match kind {
-            LoginEndpoint::DeviceAuthorization => {
-                "the discovery document names no device_authorization_endpoint; give device-authorization-url"
-            }
-            LoginEndpoint::Authorization => {
-                "the discovery document names no authorization_endpoint; give authorization-url"
-            }
-        },
-    )?;
-    Ok((token, login))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entra_authorities_are_recognised() {
-        assert!(is_entra("https://login.microsoftonline.com/tenant"));
-        assert!(is_entra("https://login.microsoftonline.us/tenant"));
-        assert!(!is_entra("https://idp.example.com/realms/x"));
-    }
-
-    #[tokio::test]
-    async fn entra_endpoints_need_no_discovery() {
-        let configured = InteractiveEndpoints {
-            authority_url: Some("https://login.microsoftonline.com/t1/".into()),
-            token_url: None,
-            login_url: None,
-        };
-        let endpoints = resolve(
-            &configured,
-            LoginEndpoint::DeviceAuthorization,
-            &reqwest::Client::new(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            endpoints.token.url(),
-            "https://login.microsoftonline.com/t1/oauth2/v2.0/token"
-        );
-        assert_eq!(
-            endpoints.login.as_str(),
-            "https://login.microsoftonline.com/t1/oauth2/v2.0/devicecode"
-        );
     }
 }

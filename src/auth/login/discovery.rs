@@ -1,0 +1,195 @@
+//! Where an interactive login sends the person and redeems the code: the token endpoint and the
+//! device authorization or authorization endpoint.
+//!
+//! Explicit URLs win; an Entra ID authority gets its well-known v2.0 paths without a request;
+//! any other authority is an OIDC issuer whose discovery document
+//! (`/.well-known/openid-configuration`) names the endpoints. Every URL found is held to the same
+//! rule as a configured one (https, or http on loopback), since the client id and codes go there.
+
+use serde_json::Value;
+
+use crate::auth::token_endpoint::TokenEndpoint;
+use crate::auth::Error;
+use crate::config::InteractiveEndpoints;
+
+/// The endpoints a login uses, once resolved.
+pub(crate) struct Endpoints {
+    /// The token endpoint.
+    pub(crate) token: TokenEndpoint,
+    /// The device authorization endpoint or the authorization endpoint.
+    pub(crate) login: url::Url,
+}
+
+/// Which endpoint besides the token endpoint a flow needs.
+#[derive(Clone, Copy)]
+pub(super) enum LoginEndpoint {
+    /// The device authorization endpoint (RFC 8628).
+    DeviceAuthorization,
+    /// The authorization endpoint (authorization code grant).
+    Authorization,
+}
+
+impl LoginEndpoint {
+    fn discovery_field(self) -> &'static str {
+        match self {
+            Self::DeviceAuthorization => "device_authorization_endpoint",
+            Self::Authorization => "authorization_endpoint",
+        }
+    }
+
+    fn entra_path(self) -> &'static str {
+        match self {
+            Self::DeviceAuthorization => "oauth2/v2.0/devicecode",
+            Self::Authorization => "oauth2/v2.0/authorize",
+        }
+    }
+}
+
+/// Explicit URLs win; an Entra ID authority gets its well-known v2.0 paths; any other authority
+/// is an OIDC issuer whose discovery document names the endpoints.
+pub(super) async fn resolve(
+    configured: &InteractiveEndpoints,
+    kind: LoginEndpoint,
+    http: &reqwest::Client,
+) -> Result<Endpoints, Error> {
+    let checked = |url: &str| {
+        crate::config::check_token_url(url).map_err(|reason| Error::TokenUrl {
+            url: url.to_string(),
+            reason,
+        })
+    };
+    if let (Some(token), Some(login)) = (&configured.token_url, &configured.login_url) {
+        return Ok(Endpoints {
+            token: TokenEndpoint::new(token, http.clone())?,
+            login: checked(login)?,
+        });
+    }
+    let authority = configured
+        .authority_url
+        .as_deref()
+        .ok_or_else(|| Error::Misconfigured("give auth.authority-url or auth.token-url".into()))?
+        .trim_end_matches('/');
+    let (token, login) = if is_entra(authority) {
+        (
+            format!("{authority}/oauth2/v2.0/token"),
+            format!("{authority}/{}", kind.entra_path()),
+        )
+    } else {
+        discover(authority, kind, http).await?
+    };
+    let token = configured.token_url.clone().unwrap_or(token);
+    let login = configured.login_url.clone().unwrap_or(login);
+    Ok(Endpoints {
+        token: TokenEndpoint::new(&token, http.clone())?,
+        login: checked(&login)?,
+    })
+}
+
+fn is_entra(authority: &str) -> bool {
+    url::Url::parse(authority)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+        .is_some_and(|host| {
+            host.starts_with("login.microsoftonline.")
+                || host == "login.chinacloudapi.cn"
+                || host == "login.partner.microsoftonline.cn"
+        })
+}
+
+/// OIDC discovery: `<issuer>/.well-known/openid-configuration`.
+async fn discover(
+    issuer: &str,
+    kind: LoginEndpoint,
+    http: &reqwest::Client,
+) -> Result<(String, String), Error> {
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    crate::config::check_token_url(&url).map_err(|reason| Error::TokenUrl {
+        url: url.clone(),
+        reason,
+    })?;
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|source| Error::Unreachable {
+            url: url.clone(),
+            source: source.without_url(),
+        })?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(Error::TokenEndpointStatus {
+            url,
+            status,
+            retry_after: None,
+        });
+    }
+    let document: Value = response
+        .json()
+        .await
+        .map_err(|_| Error::MalformedResponse {
+            url: url.clone(),
+            problem: "the discovery document is not JSON",
+        })?;
+    let field = |name: &'static str, problem: &'static str| {
+        document
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(Error::MalformedResponse {
+                url: url.clone(),
+                problem,
+            })
+    };
+    let token = field(
+        "token_endpoint",
+        "the discovery document names no token_endpoint",
+    )?;
+    let login = field(
+        kind.discovery_field(),
+        match kind {
+            LoginEndpoint::DeviceAuthorization => {
+                "the discovery document names no device_authorization_endpoint; give device-authorization-url"
+            }
+            LoginEndpoint::Authorization => {
+                "the discovery document names no authorization_endpoint; give authorization-url"
+            }
+        },
+    )?;
+    Ok((token, login))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entra_authorities_are_recognised() {
+        assert!(is_entra("https://login.microsoftonline.com/tenant"));
+        assert!(is_entra("https://login.microsoftonline.us/tenant"));
+        assert!(!is_entra("https://idp.example.com/realms/x"));
+    }
+
+    #[tokio::test]
+    async fn entra_endpoints_need_no_discovery() {
+        let configured = InteractiveEndpoints {
+            authority_url: Some("https://login.microsoftonline.com/t1/".into()),
+            token_url: None,
+            login_url: None,
+        };
+        let endpoints = resolve(
+            &configured,
+            LoginEndpoint::DeviceAuthorization,
+            &reqwest::Client::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            endpoints.token.url(),
+            "https://login.microsoftonline.com/t1/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            endpoints.login.as_str(),
+            "https://login.microsoftonline.com/t1/oauth2/v2.0/devicecode"
+        );
+    }
+}
