@@ -1,6 +1,7 @@
-//! What the process tells the outside: logs ([`logging`]), Prometheus metrics ([`metrics`]) and
-//! the health server ([`server`]).
+//! What the process tells the outside: logs ([`logging`]), Prometheus metrics ([`metrics`], named
+//! in the [`catalogue`]) and the health server ([`server`]).
 
+pub mod catalogue;
 pub mod logging;
 pub mod metrics;
 pub mod server;
