@@ -18,6 +18,7 @@ use backon::{ExponentialBuilder, Retryable};
 use secrecy::ExposeSecret;
 
 use super::{AccessToken, Error, TokenSource};
+use crate::telemetry::catalogue;
 
 /// When the cache refreshes and how it retries.
 #[derive(Debug, Clone)]
@@ -235,7 +236,7 @@ impl Inner {
             Some(expires_at) => {
                 let lifetime = expires_at.saturating_duration_since(started);
                 let margin = self.options.refresh_margin.min(lifetime / 2);
-                metrics::gauge!("tapline_token_expiry_seconds")
+                metrics::gauge!(catalogue::TOKEN_EXPIRY.name)
                     .set(expires_at.saturating_duration_since(now).as_secs_f64());
                 Some(expires_at - margin)
             }

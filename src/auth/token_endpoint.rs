@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::{Error, FetchedToken};
 use crate::config::SessionConfig;
 use crate::retry_after;
+use crate::telemetry::catalogue;
 use crate::transport;
 
 /// A token endpoint and the HTTP client used only for token requests.
@@ -78,7 +79,7 @@ impl TokenEndpoint {
     ) -> Result<TokenResponse, Error> {
         let result = self.request_once(form, auth).await;
         let label = if result.is_ok() { "success" } else { "failure" };
-        metrics::counter!("tapline_token_requests_total", "result" => label).increment(1);
+        metrics::counter!(catalogue::TOKEN_REQUESTS.name, "result" => label).increment(1);
         result
     }
 

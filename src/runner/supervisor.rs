@@ -14,6 +14,7 @@ use super::sink::Destination;
 use super::state::StateStore;
 use super::task::{Task, TaskContext, TaskError};
 use crate::session::Session;
+use crate::telemetry::catalogue;
 
 /// How a run ended; the `result` label of `tapline_task_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,14 +142,14 @@ impl Supervisor {
             }
             Err(_) => Outcome::Cancelled,
         };
-        metrics::histogram!("tapline_task_run_duration_seconds", "task" => self.name.to_string())
+        metrics::histogram!(catalogue::TASK_RUN_DURATION.name, "task" => self.name.to_string())
             .record(elapsed.as_secs_f64());
         count(&self.name, outcome);
         if outcome == Outcome::Success {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
-            metrics::gauge!("tapline_task_last_success_timestamp_seconds", "task" => self.name.to_string())
+            metrics::gauge!(catalogue::TASK_LAST_SUCCESS.name, "task" => self.name.to_string())
                 .set(now.as_secs_f64());
         }
         span.in_scope(|| {
@@ -217,7 +218,7 @@ impl Supervisor {
 }
 
 fn count(task: &str, outcome: Outcome) {
-    metrics::counter!("tapline_task_runs_total", "task" => task.to_string(), "result" => outcome.label())
+    metrics::counter!(catalogue::TASK_RUNS.name, "task" => task.to_string(), "result" => outcome.label())
         .increment(1);
 }
 

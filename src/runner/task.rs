@@ -8,6 +8,7 @@ use super::output::Output;
 use super::sink::Destination;
 use super::state::{StateError, StateHandle};
 use crate::session::Session;
+use crate::telemetry::catalogue;
 
 /// An extractor task. [`Task::run`] is called once per scheduled run (for `continuous` tasks, it
 /// runs for as long as it goes on and is started again when it returns).
@@ -146,13 +147,13 @@ impl TaskContext {
 
     /// Reports `count` records read from the source (`tapline_task_records_extracted_total`).
     pub fn records_extracted(&self, count: u64) {
-        metrics::counter!("tapline_task_records_extracted_total", "task" => self.name.to_string())
+        metrics::counter!(catalogue::TASK_RECORDS_EXTRACTED.name, "task" => self.name.to_string())
             .increment(count);
     }
 
     /// Reports `count` records delivered to the sink (`tapline_task_records_delivered_total`).
     pub fn records_delivered(&self, count: u64) {
-        metrics::counter!("tapline_task_records_delivered_total", "task" => self.name.to_string())
+        metrics::counter!(catalogue::TASK_RECORDS_DELIVERED.name, "task" => self.name.to_string())
             .increment(count);
     }
 }

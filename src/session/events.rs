@@ -8,6 +8,7 @@ use metrics::SharedString;
 use reqwest::Method;
 
 use super::retry::{Outcome, Reason};
+use crate::telemetry::catalogue;
 
 /// One attempt ended: with a status, or without a response.
 pub(super) struct AttemptFinished<'a> {
@@ -23,14 +24,14 @@ impl AttemptFinished<'_> {
         // Labels are shared or static strings: this runs for every request, so no allocations.
         let status = status_label(self.outcome);
         metrics::counter!(
-            "tapline_http_requests_total",
+            catalogue::HTTP_REQUESTS.name,
             "task" => SharedString::from(self.task.clone()),
             "method" => method_label(self.method),
             "status" => status,
         )
         .increment(1);
         metrics::histogram!(
-            "tapline_http_request_duration_seconds",
+            catalogue::HTTP_REQUEST_DURATION.name,
             "task" => SharedString::from(self.task.clone())
         )
         .record(self.elapsed.as_secs_f64());
@@ -60,7 +61,7 @@ impl RetryScheduled<'_> {
             wait_ms = self.after.as_millis() as u64,
             "retrying"
         );
-        metrics::counter!("tapline_http_retries_total", "task" => SharedString::from(self.task.clone()), "reason" => reason)
+        metrics::counter!(catalogue::HTTP_RETRIES.name, "task" => SharedString::from(self.task.clone()), "reason" => reason)
             .increment(1);
     }
 }
@@ -77,7 +78,7 @@ impl TokenRejected<'_> {
             attempt = self.attempt,
             "401: refreshing the token and resending once"
         );
-        metrics::counter!("tapline_http_retries_total", "task" => SharedString::from(self.task.clone()), "reason" => "unauthorized")
+        metrics::counter!(catalogue::HTTP_RETRIES.name, "task" => SharedString::from(self.task.clone()), "reason" => "unauthorized")
             .increment(1);
     }
 }

@@ -4,6 +4,9 @@
 //! startup tasks are done and a token was obtained (or auth is `none`), and 503 while the token
 //! cannot be refreshed past its expiry and during shutdown, so a load balancer or the kubelet
 //! stops sending work before the process stops.
+//!
+//! [`serve`] runs the routes within [`Limits`], so that clients that
+//! never finish a request cannot crowd out the probes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +17,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use super::listener::{serve_on, Limits};
 
 /// The flags `/readyz` is computed from; cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -92,18 +98,18 @@ async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Binds `listen` and serves [`router`] until the process ends.
+/// Binds `listen` and serves [`router`] within the default [`Limits`] until the process ends.
 pub async fn serve(
     listen: std::net::SocketAddr,
     state: ServerState,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "telemetry server listening");
-    Ok(tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router(state)).await {
-            tracing::error!(%error, "telemetry server stopped");
-        }
-    }))
+    Ok(tokio::spawn(serve_on(
+        listener,
+        router(state),
+        Limits::default(),
+    )))
 }
 
 #[cfg(test)]

@@ -10,4 +10,5 @@ mod login;
 mod process;
 mod runner;
 mod session;
+mod telemetry;
 mod token_cli;

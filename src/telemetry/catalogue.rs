@@ -1,0 +1,251 @@
+//! Every metric tapline exports, in one place: name, type, unit, labels and HELP text.
+//!
+//! Why one catalogue: a name typed at each call site drifts (a typo is a new series), and
+//! Prometheus wants a `# HELP` line and one type per family, which only a single list can give.
+//! Call sites record with a name from here, `metrics::counter!(catalogue::TASK_RUNS.name, …)`;
+//! [`super::metrics::recorder`] describes every entry and gives each histogram its buckets.
+//! A name recorded without an entry here would show up without HELP text, so don't.
+//!
+//! Names and labels are a public interface (dashboards, alerts, docs/deploy.md): rename nothing.
+
+use metrics::Unit;
+
+/// The Prometheus type of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Only goes up (`_total`).
+    Counter,
+    /// A value that is set.
+    Gauge,
+    /// Observations counted into buckets with these upper bounds (plus `+Inf`). Buckets, not a
+    /// summary, so that rates and quantiles can be aggregated across replicas.
+    Histogram {
+        /// Upper bounds, increasing.
+        buckets: &'static [f64],
+    },
+}
+
+impl Kind {
+    /// The word on the `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram { .. } => "histogram",
+        }
+    }
+}
+
+/// One metric family.
+#[derive(Clone, Copy, Debug)]
+pub struct Metric {
+    /// The exported name.
+    pub name: &'static str,
+    /// Its type (and buckets).
+    pub kind: Kind,
+    /// Its unit, when it has one.
+    pub unit: Option<Unit>,
+    /// The label keys every sample carries.
+    pub labels: &'static [&'static str],
+    /// The `# HELP` text.
+    pub help: &'static str,
+}
+
+/// HTTP attempts take milliseconds to a request timeout.
+const HTTP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Task runs take from milliseconds (a small file) to many minutes (a long backfill).
+const RUN_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// Every attempt the session made (src/session/events.rs).
+pub const HTTP_REQUESTS: Metric = Metric {
+    name: "tapline_http_requests_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task", "method", "status"],
+    help: "HTTP attempts sent through the session; status is the response code, or timeout, connect or transport when there was no response.",
+};
+
+/// How long each attempt took (src/session/events.rs).
+pub const HTTP_REQUEST_DURATION: Metric = Metric {
+    name: "tapline_http_request_duration_seconds",
+    kind: Kind::Histogram {
+        buckets: HTTP_BUCKETS,
+    },
+    unit: Some(Unit::Seconds),
+    labels: &["task"],
+    help: "Time from sending an HTTP attempt to its response headers or its failure.",
+};
+
+/// Retries and token refresh resends (src/session/events.rs).
+pub const HTTP_RETRIES: Metric = Metric {
+    name: "tapline_http_retries_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task", "reason"],
+    help: "HTTP requests sent again; reason is the status code, timeout, connect, transport, or unauthorized (a 401 resent with a new token).",
+};
+
+/// Token endpoint calls (src/auth/token_endpoint.rs).
+pub const TOKEN_REQUESTS: Metric = Metric {
+    name: "tapline_token_requests_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["result"],
+    help: "Requests to the identity provider's token endpoint, by result (success or failure).",
+};
+
+/// Set at each token refresh (src/auth/cache.rs).
+pub const TOKEN_EXPIRY: Metric = Metric {
+    name: "tapline_token_expiry_seconds",
+    kind: Kind::Gauge,
+    unit: Some(Unit::Seconds),
+    labels: &[],
+    help: "Lifetime left on the access token when it was last obtained, in seconds.",
+};
+
+/// Every run and skipped run (src/runner/supervisor.rs).
+pub const TASK_RUNS: Metric = Metric {
+    name: "tapline_task_runs_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task", "result"],
+    help: "Task runs by result: success, failure, panic, cancelled, or skipped (the previous run was still going).",
+};
+
+/// How long each run took (src/runner/supervisor.rs).
+pub const TASK_RUN_DURATION: Metric = Metric {
+    name: "tapline_task_run_duration_seconds",
+    kind: Kind::Histogram {
+        buckets: RUN_BUCKETS,
+    },
+    unit: Some(Unit::Seconds),
+    labels: &["task"],
+    help: "How long task runs took, whatever their result.",
+};
+
+/// For "no success for too long" alerts (src/runner/supervisor.rs).
+pub const TASK_LAST_SUCCESS: Metric = Metric {
+    name: "tapline_task_last_success_timestamp_seconds",
+    kind: Kind::Gauge,
+    unit: Some(Unit::Seconds),
+    labels: &["task"],
+    help: "Unix time at which the task's last successful run ended.",
+};
+
+/// Reported by tasks (src/runner/task.rs).
+pub const TASK_RECORDS_EXTRACTED: Metric = Metric {
+    name: "tapline_task_records_extracted_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task"],
+    help: "Records the task read from its source.",
+};
+
+/// Reported by tasks (src/runner/task.rs).
+pub const TASK_RECORDS_DELIVERED: Metric = Metric {
+    name: "tapline_task_records_delivered_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task"],
+    help: "Records the task delivered to its sink.",
+};
+
+/// The whole catalogue.
+pub const ALL: &[Metric] = &[
+    HTTP_REQUESTS,
+    HTTP_REQUEST_DURATION,
+    HTTP_RETRIES,
+    TOKEN_REQUESTS,
+    TOKEN_EXPIRY,
+    TASK_RUNS,
+    TASK_RUN_DURATION,
+    TASK_LAST_SUCCESS,
+    TASK_RECORDS_EXTRACTED,
+    TASK_RECORDS_DELIVERED,
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn entries_follow_the_prometheus_naming_rules() {
+        let mut names = HashSet::new();
+        for metric in ALL {
+            let name = metric.name;
+            assert!(names.insert(name), "{name} is in the catalogue twice");
+            assert!(
+                name.starts_with("tapline_")
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}: tapline_, then lower-case words"
+            );
+            assert_eq!(
+                name.ends_with("_total"),
+                metric.kind == Kind::Counter,
+                "{name}: counters, and only counters, end in _total"
+            );
+            if metric.unit == Some(Unit::Seconds) {
+                assert!(name.ends_with("_seconds"), "{name}: unit in the name");
+            }
+            assert!(
+                !metric.help.is_empty() && !metric.help.contains(['\n', '\\']),
+                "{name}: HELP is one plain line"
+            );
+            if let Kind::Histogram { buckets } = metric.kind {
+                assert!(
+                    !buckets.is_empty() && buckets.windows(2).all(|pair| pair[0] < pair[1]),
+                    "{name}: buckets increase"
+                );
+            }
+        }
+    }
+
+    /// Every Rust file under `dir`, recursively.
+    fn rust_files(dir: &Path, into: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, into);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                into.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_metric_name_is_spelled_out_outside_the_catalogue() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let here = src.join("telemetry/catalogue.rs");
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|path| **path != here)
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(path).unwrap();
+                let lines: Vec<String> = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, line)| line.contains("\"tapline_"))
+                    .map(|(number, line)| {
+                        format!("{}:{}: {}", path.display(), number + 1, line.trim())
+                    })
+                    .collect();
+                lines
+            })
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "metric names belong in src/telemetry/catalogue.rs; found:\n{}",
+            offenders.join("\n")
+        );
+    }
+}
