@@ -182,9 +182,9 @@ fn every_metric_family_has_help_and_type_and_durations_are_histograms() {
     }
 }
 
-/// The Prometheus project's own check. The Debian package `prometheus` provides `promtool`
-/// (.ci/run installs it); without it this test fails and says so.
+/// The Prometheus project's own check; the Debian package `prometheus` provides `promtool`.
 fn promtool_check_metrics(text: &str) -> (bool, String) {
+    crate::harness::packages::ensure("promtool", "prometheus");
     let spawned = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

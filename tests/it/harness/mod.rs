@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod kognic_auth;
 pub mod logs;
 pub mod loopback;
+pub mod packages;
 pub mod process;
 
 use std::sync::atomic::{AtomicU64, Ordering};
