@@ -11,11 +11,13 @@
 //! - [`runner`]: tasks, schedules, state, shutdown.
 //! - [`tasks`]: the built-in task types.
 //! - [`telemetry`]: logging, metrics and the health server.
+//! - [`redact`]: URLs as errors and logs may show them.
 
 mod atomic_file;
 pub mod auth;
 pub mod config;
 mod error;
+pub mod redact;
 mod retry_after;
 pub mod runner;
 pub mod session;

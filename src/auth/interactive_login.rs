@@ -24,6 +24,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::config::{BrowserConfig, DeviceCodeConfig, InteractiveEndpoints};
+use crate::redact;
 
 use super::browser::Browser;
 use super::device_code::DeviceCode;
@@ -404,7 +405,7 @@ async fn resolve(
 ) -> Result<Endpoints, Error> {
     let checked = |url: &str| {
         crate::config::check_token_url(url).map_err(|reason| Error::TokenUrl {
-            url: url.to_string(),
+            url: redact::url(url),
             reason,
         })
     };
@@ -454,7 +455,7 @@ async fn discover(
 ) -> Result<(String, String), Error> {
     let url = format!("{issuer}/.well-known/openid-configuration");
     crate::config::check_token_url(&url).map_err(|reason| Error::TokenUrl {
-        url: url.clone(),
+        url: redact::url(&url),
         reason,
     })?;
     let response = http
@@ -462,13 +463,13 @@ async fn discover(
         .send()
         .await
         .map_err(|source| Error::Unreachable {
-            url: url.clone(),
+            url: redact::url(&url),
             source: source.without_url(),
         })?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(Error::TokenEndpointStatus {
-            url,
+            url: redact::url(&url),
             status,
             retry_after: None,
         });
@@ -477,7 +478,7 @@ async fn discover(
         .json()
         .await
         .map_err(|_| Error::MalformedResponse {
-            url: url.clone(),
+            url: redact::url(&url),
             problem: "the discovery document is not JSON",
         })?;
     let field = |name: &'static str, problem: &'static str| {
@@ -486,7 +487,7 @@ async fn discover(
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or(Error::MalformedResponse {
-                url: url.clone(),
+                url: redact::url(&url),
                 problem,
             })
     };
