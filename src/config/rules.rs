@@ -18,7 +18,7 @@ use super::load::Options;
 use super::path::KeyPath;
 use super::secret::{is_blank, read_secret_file};
 use super::session::SessionConfig;
-use super::task::{Schedule, TaskConfig};
+use super::task::{check_task_name, Schedule, TaskConfig};
 
 /// Checks every section of the tree whose shape is sound, so that one run reports the rule
 /// problems of a section even while another section has shape problems.
@@ -317,7 +317,9 @@ fn tasks(
     for (index, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("tasks").index(index);
         if let Some(name) = item.get("name").and_then(Value::as_str) {
-            not_blank(name, &path.key("name"), out);
+            if let Err(message) = check_task_name(name) {
+                out.push(Problem::new(&path.key("name"), message));
+            }
             if !names.insert(name) {
                 let message = format!("another task is already named {name:?}");
                 out.push(Problem::new(&path.key("name"), message));
@@ -345,7 +347,7 @@ fn tasks(
                 ));
             }
             Schedule::Cron(cron) => {
-                if let Err(message) = cron.parse() {
+                if let Err(message) = cron.check(chrono::Utc::now()) {
                     out.push(Problem::new(&schedule.key("cron"), message));
                 }
             }
