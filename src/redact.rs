@@ -8,8 +8,8 @@
 const MASK: &str = "***";
 
 /// `text` without its secrets: a user name and password become `***`, the query and the fragment
-/// are dropped. Text that does not parse as a URL (a relative path, a typo) is cut the same way,
-/// by hand, so that even a broken URL never shows its password.
+/// are dropped. Text that does not parse as a URL with a host (a relative path, a typo) is cut
+/// the same way, by hand, so that even a broken URL never shows its password.
 ///
 /// ```
 /// assert_eq!(
@@ -19,8 +19,9 @@ const MASK: &str = "***";
 /// ```
 pub fn url(text: &str) -> String {
     match url::Url::parse(text) {
-        Ok(parsed) => parsed_url(parsed),
-        Err(_) => unparsed(text),
+        // `user:pass@host/x` parses too, as scheme `user` with an opaque path: cut it by hand.
+        Ok(parsed) if !parsed.cannot_be_a_base() => parsed_url(parsed),
+        _ => unparsed(text),
     }
 }
 
@@ -92,6 +93,7 @@ mod tests {
             "http://***@host:99999/x"
         );
         assert_eq!(url("readings/@me"), "readings/@me");
+        assert_eq!(url("http:user:s3cret@host/x"), "http://***:***@host/x");
     }
 
     #[test]
