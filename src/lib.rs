@@ -14,6 +14,7 @@
 //! - [`telemetry`]: logging, metrics and the health server.
 //! - [`transport`]: what every HTTP client shares (user agent, timeouts, proxy, CA bundle); below
 //!   both `auth` and `session`.
+//! - [`redact`]: URLs as errors and logs may show them.
 
 mod atomic_file;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod prelude;
+pub mod redact;
 pub mod registry;
 mod retry_after;
 pub mod runner;

@@ -1,7 +1,8 @@
 //! Why a token could not be had.
 //!
 //! Messages carry what the identity provider said (`error`, `error_description`) and the token
-//! URL, never a secret, an assertion or a token: these errors end up on stderr and in logs.
+//! URL (through [`crate::redact::url`]: no password, no query), never a secret, an assertion or a
+//! token: these errors end up on stderr and in logs.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ pub enum Error {
     /// The token URL is not one tapline will send credentials to.
     #[error("token URL {url:?} refused: {reason}")]
     TokenUrl {
-        /// The URL as configured.
+        /// The URL as configured, redacted.
         url: String,
         /// Why it is refused.
         reason: String,
@@ -39,7 +40,7 @@ pub enum Error {
     /// The token endpoint answered with an error status and no usable OAuth error.
     #[error("the token endpoint {url} answered HTTP {status}")]
     TokenEndpointStatus {
-        /// The token URL.
+        /// The token URL, redacted.
         url: String,
         /// The HTTP status.
         status: u16,
@@ -49,7 +50,7 @@ pub enum Error {
     /// The token endpoint could not be reached, or did not answer in time.
     #[error("cannot reach the token endpoint {url}")]
     Unreachable {
-        /// The token URL.
+        /// The token URL, redacted.
         url: String,
         /// The transport error.
         #[source]
@@ -59,7 +60,7 @@ pub enum Error {
     /// The body is never quoted: it may hold a token.
     #[error("the token endpoint {url} sent an invalid token response: {problem}")]
     MalformedResponse {
-        /// The token URL.
+        /// The token URL, redacted.
         url: String,
         /// What is wrong with it.
         problem: &'static str,

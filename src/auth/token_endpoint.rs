@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::{Error, FetchedToken};
 use crate::config::SessionConfig;
-use crate::retry_after;
 use crate::telemetry::catalogue;
 use crate::transport;
+use crate::{redact, retry_after};
 
 /// A token endpoint and the HTTP client used only for token requests.
 ///
@@ -47,7 +47,7 @@ impl TokenEndpoint {
     /// Checks the URL (https, or http on loopback only) and keeps `http` for the requests.
     pub(crate) fn new(url: &str, http: reqwest::Client) -> Result<Self, Error> {
         let url = crate::config::check_token_url(url).map_err(|reason| Error::TokenUrl {
-            url: url.to_string(),
+            url: redact::url(url),
             reason,
         })?;
         Ok(Self { url, http })
@@ -88,16 +88,16 @@ impl TokenEndpoint {
         form: &[(&str, FormValue<'_>)],
         auth: ClientAuthentication<'_>,
     ) -> Result<TokenResponse, Error> {
-        tracing::debug!(url = %self.url, "requesting a token");
+        tracing::debug!(url = %redact::url(self.url.as_str()), "requesting a token");
         let answer = post_form(&self.http, &self.url, form, auth).await?;
         let token = parse_token_response(&answer.bytes, answer.sent_at).map_err(|problem| {
             Error::MalformedResponse {
-                url: self.url.to_string(),
+                url: redact::url(self.url.as_str()),
                 problem,
             }
         })?;
         tracing::debug!(
-            url = %self.url,
+            url = %redact::url(self.url.as_str()),
             expires_in_secs = token.token.expires_at.map(|at| at.saturating_duration_since(super::token::now()).as_secs()),
             refresh_token = token.refresh_token.is_some(),
             "token obtained"
@@ -129,7 +129,7 @@ pub(crate) async fn post_form(
     auth: ClientAuthentication<'_>,
 ) -> Result<FormAnswer, Error> {
     let unreachable = |source: reqwest::Error| Error::Unreachable {
-        url: url.to_string(),
+        url: redact::url(url.as_str()),
         source: source.without_url(),
     };
     let body = encode_form(form);
@@ -156,7 +156,7 @@ pub(crate) async fn post_form(
     if (200..300).contains(&status) {
         return Ok(FormAnswer { bytes, sent_at });
     }
-    tracing::debug!(url = %url, status, "OAuth request failed");
+    tracing::debug!(url = %redact::url(url.as_str()), status, "OAuth request failed");
     Err(error_response(url, status, &bytes, retry_after))
 }
 
@@ -171,7 +171,7 @@ pub(crate) struct TokenResponse {
 impl fmt::Debug for TokenEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenEndpoint")
-            .field("url", &self.url.as_str())
+            .field("url", &redact::url(self.url.as_str()))
             .finish_non_exhaustive()
     }
 }
@@ -291,7 +291,7 @@ fn error_response(
         }
     }
     Error::TokenEndpointStatus {
-        url: url.to_string(),
+        url: redact::url(url.as_str()),
         status,
         retry_after,
     }

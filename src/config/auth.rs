@@ -115,7 +115,10 @@ impl ClientSecretConfig {
 impl fmt::Debug for ClientSecretConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientSecretConfig")
-            .field("token_url", &self.token_url)
+            .field(
+                "token_url",
+                &self.token_url.as_deref().map(crate::redact::url),
+            )
             .field("tenant", &self.tenant)
             .field("cluster", &self.cluster)
             .field("client_id", &self.client_id)
@@ -189,8 +192,14 @@ impl fmt::Debug for CertificateConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertificateConfig")
             .field("client_id", &self.client_id)
-            .field("authority_url", &self.authority_url)
-            .field("token_url", &self.token_url)
+            .field(
+                "authority_url",
+                &self.authority_url.as_deref().map(crate::redact::url),
+            )
+            .field(
+                "token_url",
+                &self.token_url.as_deref().map(crate::redact::url),
+            )
             .field("certificate", &self.certificate)
             .field("private_key", &self.private_key)
             .field("password", &self.password())

@@ -98,24 +98,39 @@ fn is_variable_name(name: &str) -> bool {
 /// Merges `TAPLINE_*` variables over the tree: `TAPLINE_AUTH__CLIENT_SECRET` sets
 /// `auth.client-secret` (double underscore between levels, single underscore for a dash).
 pub(crate) fn apply_overrides(tree: Value) -> Result<Value, Problem> {
-    let overrides = Env::prefixed(OVERRIDE_PREFIX)
+    let variables = Env::prefixed(OVERRIDE_PREFIX)
         .filter(|key| {
             !NOT_OVERRIDES
                 .iter()
                 .any(|skip| key.as_str().eq_ignore_ascii_case(skip))
         })
         .map(|key| key.as_str().replace("__", ".").replace('_', "-").into());
-    Figment::from(Serialized::defaults(tree))
-        .merge(overrides)
-        .extract::<Value>()
-        .map_err(|error| {
-            // figment's message names the key and the kind of value, never an override's content.
-            let message = format!(
-                "cannot apply {OVERRIDE_PREFIX}* environment overrides: {}",
-                error.kind
-            );
-            Problem::new(&KeyPath::root(), message)
-        })
+    let merged = variables.iter().fold(
+        Figment::from(Serialized::defaults(tree)),
+        |figment, (key, raw)| figment.merge(Serialized::default(key.as_str(), override_value(raw))),
+    );
+    merged.extract::<Value>().map_err(|error| {
+        // figment's message names the key and the kind of value, never an override's content.
+        let message = format!(
+            "cannot apply {OVERRIDE_PREFIX}* environment overrides: {}",
+            error.kind
+        );
+        Problem::new(&KeyPath::root(), message)
+    })
+}
+
+/// An override's value: the variable's text exactly as set, unless it is a list (`[a, b]`) or a
+/// mapping (`{k=v}`).
+///
+/// Why not let figment parse every value? It reads `0123456` as the number 123456 and `1.50` as
+/// 1.5, and a client secret or id would then be sent changed. The text stays a string here, and
+/// the shape check turns it into a number or `true`/`false` only where the key wants one.
+fn override_value(raw: String) -> figment::value::Value {
+    use figment::value::Value as Parsed;
+    match raw.parse::<Parsed>() {
+        Ok(structured @ (Parsed::Array(..) | Parsed::Dict(..))) => structured,
+        _ => Parsed::from(raw),
+    }
 }
 
 #[cfg(test)]
@@ -150,6 +165,31 @@ mod tests {
         assert_eq!(errors.len(), 2);
         assert!(errors[0].starts_with("${A} is not set"), "{errors:?}");
         assert!(errors[1].starts_with("${B} is not set"), "{errors:?}");
+    }
+
+    #[test]
+    fn override_values_are_the_text_as_set() {
+        use figment::value::Value as Parsed;
+        for text in [
+            "0123456",
+            "1.50",
+            "0x10",
+            "1e5",
+            "true",
+            " padded ",
+            "\"quoted\"",
+        ] {
+            assert_eq!(
+                override_value(text.to_string()),
+                Parsed::from(text.to_string()),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            override_value("[429, 503]".into()),
+            Parsed::Array(..)
+        ));
+        assert!(matches!(override_value("{a=1}".into()), Parsed::Dict(..)));
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub use rules::{check_token_url, expand_home};
 pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
 pub use session::{RetryConfig, SessionConfig};
-pub use task::{CronSchedule, IntervalSchedule, Schedule, ScheduleName, TaskConfig};
+pub use task::{
+    check_task_name, CronSchedule, IntervalSchedule, Schedule, ScheduleName, TaskConfig,
+    CRON_HORIZON_YEARS, MAX_TASK_NAME_LEN,
+};
 
 /// The whole tapline configuration.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -19,7 +19,7 @@ use super::error::Problem;
 use super::path::KeyPath;
 use super::secret::{is_blank, read_secret_file};
 use super::session::SessionConfig;
-use super::task::{Schedule, TaskConfig};
+use super::task::{check_task_name, Schedule, TaskConfig};
 
 /// Checks every section of the tree whose shape is sound, so that one run reports the rule
 /// problems of a section even while another section has shape problems.
@@ -354,7 +354,9 @@ fn task_names(items: &[Value], out: &mut Vec<Problem>) {
     for (index, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("tasks").index(index);
         if let Some(name) = item.get("name").and_then(Value::as_str) {
-            not_blank(name, &path.key("name"), out);
+            if let Err(message) = check_task_name(name) {
+                out.push(Problem::new(&path.key("name"), message));
+            }
             if !names.insert(name) {
                 let message = format!("another task is already named {name:?}");
                 out.push(Problem::new(&path.key("name"), message));
@@ -372,7 +374,7 @@ fn schedule(schedule: &Schedule, path: &KeyPath, out: &mut Vec<Problem>) {
             ));
         }
         Schedule::Cron(cron) => {
-            if let Err(message) = cron.parse() {
+            if let Err(message) = cron.check(chrono::Utc::now()) {
                 out.push(Problem::new(&path.key("cron"), message));
             }
         }

@@ -12,7 +12,8 @@ use super::duration::Duration;
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SessionConfig {
-    /// Base URL that relative request paths are resolved against.
+    /// Base URL that relative request paths are resolved against. A user name and password in
+    /// it (`https://user:pass@host/`) are sent as HTTP Basic when `auth` sends no token.
     pub base_url: Option<String>,
     /// Whole-request timeout, per attempt.
     #[serde(default = "default_timeout")]
@@ -36,11 +37,14 @@ pub struct SessionConfig {
 }
 
 /// Hand-written: a proxy URL may hold a password and a header an API key, so `Debug` shows
-/// whether they are set and the header names, never their values.
+/// whether they are set and the header names, never their values; the base URL is redacted.
 impl std::fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionConfig")
-            .field("base_url", &self.base_url)
+            .field(
+                "base_url",
+                &self.base_url.as_deref().map(crate::redact::url),
+            )
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_in_flight", &self.max_in_flight)

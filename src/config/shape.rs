@@ -3,9 +3,9 @@
 //!
 //! Why not let serde report errors? serde stops at the first one, so a user would fix one key per
 //! run. This walker covers the part of JSON Schema that `schemars` emits for our types (objects,
-//! lists, scalars, `$ref`, `oneOf`/`anyOf`, `const`, the `duration` format), and it also
-//! normalises scalars the way YAML and environment variables blur them: `"8080"` where a number
-//! is wanted, `8080` where a string is wanted.
+//! lists, scalars, `$ref`, `oneOf`/`anyOf`, `const`, the `duration` format), and it also turns
+//! text into the number or boolean a key wants (`TAPLINE_*` overrides are always text). A YAML
+//! number where text is wanted is an error instead: YAML has already changed it (see [`coerce`]).
 //!
 //! Messages never quote the value of a plain string key, so a secret in the wrong place is not
 //! echoed back; they quote only enum choices and durations, which are never secret.
@@ -63,15 +63,9 @@ impl<'a> Walker<'a> {
         }
         let types = allowed_types(schema);
         if !types.is_empty() {
-            coerce(value, &types);
+            coerce(value, &types, is_duration(schema));
             if !types.contains(&json_type(value)) {
-                let wanted: Vec<_> = types.iter().map(|t| describe(t)).collect();
-                let message = format!(
-                    "expected {}, found {}",
-                    wanted.join(" or "),
-                    describe(json_type(value))
-                );
-                out.push(Problem::new(path, message));
+                out.push(Problem::new(path, mismatch(&types, value)));
                 return;
             }
         }
@@ -84,7 +78,7 @@ impl<'a> Walker<'a> {
                     }
                 }
             }
-            Value::String(text) if schema.get("format") == Some(&"duration".into()) => {
+            Value::String(text) if is_duration(schema) => {
                 if let Err(error) = text.parse::<Duration>() {
                     out.push(Problem::new(path, error.to_string()));
                 }
@@ -277,16 +271,19 @@ fn describe(json_type: &str) -> &'static str {
     }
 }
 
-/// Reconciles YAML's and the environment's loose scalars with the wanted type.
-fn coerce(value: &mut Value, wanted: &[&str]) {
+/// Turns the environment's text into the number or `true`/`false` a key wants.
+///
+/// The other way round is refused: a YAML number or boolean where a string is wanted has already
+/// been changed by YAML (`000042` is 42, `1.50` is 1.5, `0x10` is 16, `1e5` is 100000.0), so
+/// making it a string again would send a client id or secret other than the one written. Only a
+/// duration takes one, so that `interval: 30` gets the duration message that names the unit.
+fn coerce(value: &mut Value, wanted: &[&str], duration: bool) {
     let found = json_type(value);
     if wanted.contains(&found) || (found == "integer" && wanted.contains(&"number")) {
         return;
     }
     let replacement = match value {
-        Value::Number(_) | Value::Bool(_) if wanted.contains(&"string") => {
-            Some(Value::String(value.to_string()))
-        }
+        Value::Number(_) if duration => Some(Value::String(value.to_string())),
         Value::String(text) if wanted.contains(&"integer") => {
             text.trim().parse::<i64>().ok().map(Value::from)
         }
@@ -301,6 +298,25 @@ fn coerce(value: &mut Value, wanted: &[&str]) {
     if let Some(replacement) = replacement {
         *value = replacement;
     }
+}
+
+/// "expected a string, found a number", with the fix when YAML took quoted text for a number.
+/// The value itself is never quoted: it may be a secret.
+fn mismatch(wanted: &[&str], value: &Value) -> String {
+    let names: Vec<_> = wanted.iter().map(|t| describe(t)).collect();
+    let mut message = format!(
+        "expected {}, found {}",
+        names.join(" or "),
+        describe(json_type(value))
+    );
+    if wanted.contains(&"string") && matches!(value, Value::Number(_) | Value::Bool(_)) {
+        message.push_str("; quote it (\"...\") so that YAML keeps it exactly as written");
+    }
+    message
+}
+
+fn is_duration(schema: &Value) -> bool {
+    schema.get("format").and_then(Value::as_str) == Some("duration")
 }
 
 fn check_bounds(
@@ -409,12 +425,54 @@ mod tests {
     }
 
     #[test]
-    fn loose_scalars_are_normalised() {
-        let mut instance =
-            json!({"auth": {"type": "token", "token": 12345}, "session": {"max-in-flight": "8"}});
+    fn text_becomes_the_number_or_boolean_a_key_wants() {
+        let mut instance = json!({"auth": {"type": "none"}, "session": {"max-in-flight": "8"}});
         assert!(check(&crate::Registry::builtin().schema(), &mut instance).is_empty());
-        assert_eq!(instance["auth"]["token"], json!("12345"));
         assert_eq!(instance["session"]["max-in-flight"], json!(8));
+    }
+
+    /// YAML reads `000042` as 42 and `1.50` as 1.5: turning them back into text would send
+    /// another client id or secret than the one written.
+    #[test]
+    fn a_number_or_boolean_where_text_is_wanted_must_be_quoted() {
+        for (key, value) in [
+            ("client-id", json!(420042)),
+            ("client-secret", json!(1.5)),
+            ("client-secret", json!(false)),
+        ] {
+            let mut auth = json!({"type": "client-secret", "token-url": "https://i/t", "client-id": "c", "client-secret": "s"});
+            auth[key] = value.clone();
+            let found = problems(json!({ "auth": auth }));
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert!(
+                found[0].starts_with(&format!("auth.{key}: expected a string")),
+                "{found:?}"
+            );
+            assert!(found[0].contains("quote it"), "{found:?}");
+            if value.is_number() {
+                assert!(!found[0].contains(&value.to_string()), "{found:?}");
+            }
+        }
+        let found =
+            problems(json!({"auth": {"type": "none"}, "session": {"headers": {"x-version": 2}}}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "session.headers.x-version: expected a string, found a whole number; quote it"
+            ),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_bare_number_where_a_duration_is_wanted_names_the_unit() {
+        let found = problems(json!({"auth": {"type": "none"}, "session": {"timeout": 30}}));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .starts_with("session.timeout: invalid duration \"30\": use a number and a unit"),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -112,8 +112,8 @@ pub struct Plan {
 ///
 /// ```no_run
 /// # async fn example(config: tapline::config::Config) -> Result<(), Box<dyn std::error::Error>> {
-/// let plan = tapline::Registry::builtin().plan(&config)?;
-/// tapline::runner::Runner::builder(config, plan).once(true).run().await?;
+/// let runner = tapline::Registry::builtin().runner(config)?; // builds the tasks: a `Plan`
+/// runner.once(true).run().await?;
 /// # Ok(()) }
 /// ```
 pub struct Runner;

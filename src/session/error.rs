@@ -1,7 +1,7 @@
 //! What went wrong with a request, in user terms.
 //!
-//! Every message names the method and the URL without its query (query strings can carry
-//! secrets), the status when there was one and how many attempts were made. No header value ever
+//! Every message names the method and the URL without its password and query (both can carry
+//! secrets; see [`crate::redact::url`]), the status when there was one and how many attempts were made. No header value ever
 //! appears: not in the message, not in `Debug`.
 
 use std::fmt;
@@ -22,7 +22,7 @@ pub enum Error {
     /// A `session.headers` entry is not a valid HTTP header.
     #[error("session.headers.{0}: not a valid HTTP header name or value")]
     InvalidHeader(String),
-    /// A path or URL could not be turned into a URL.
+    /// A path or URL could not be turned into a URL (shown redacted).
     #[error("invalid URL {0:?}: give an absolute URL, or set session.base-url and give a path")]
     InvalidUrl(String),
     /// The request body could not be encoded.
@@ -36,7 +36,7 @@ pub enum Error {
     Transport {
         /// The method.
         method: Method,
-        /// The URL without its query.
+        /// The URL, redacted.
         url: String,
         /// "timed out", "could not connect", "failed".
         what: &'static str,
@@ -53,7 +53,7 @@ pub enum Error {
     Status {
         /// The method.
         method: Method,
-        /// The URL without its query.
+        /// The URL, redacted.
         url: String,
         /// The status of the last response.
         status: StatusCode,

@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use percent_encoding::percent_decode_str;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
 use url::Url;
 
@@ -21,7 +23,6 @@ use super::{Error, Session};
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
 pub struct RequestBuilder {
     session: Session,
     method: Method,
@@ -29,6 +30,24 @@ pub struct RequestBuilder {
     headers: HeaderMap,
     body: Payload,
     timeout: Option<Duration>,
+}
+
+/// Hand-written: the URL may hold a password or an API key in its query.
+impl std::fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self
+            .url
+            .as_ref()
+            .map(|url| crate::redact::url(url.as_str()));
+        f.debug_struct("RequestBuilder")
+            .field("session", &self.session)
+            .field("method", &self.method)
+            .field("url", &url)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The request body, kept so that each attempt can send it again.
@@ -137,13 +156,56 @@ impl RequestBuilder {
     /// Returns the first successful (2xx or 3xx) response, or an [`Error`] saying what went
     /// wrong on the last attempt and how many attempts were made.
     pub async fn send(self) -> Result<reqwest::Response, Error> {
+        let mut url = self.url?;
+        let mut headers = self.headers;
+        if let Some(basic) = take_userinfo(&mut url) {
+            headers.entry(AUTHORIZATION).or_insert(basic);
+        }
         let prepared = Prepared {
             method: self.method,
-            url: self.url?,
-            headers: self.headers,
+            url,
+            headers,
             body: self.body,
             timeout: self.timeout,
         };
         self.session.send(prepared).await
+    }
+}
+
+/// Moves a user name and password out of the URL into an `Authorization: Basic` header, as
+/// reqwest's own request builder does. The URL then reaches the connection pool, hyper's logs
+/// and our errors without them; with authentication on, the bearer token replaces the header.
+fn take_userinfo(url: &mut Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+    let pair = format!(
+        "{}:{}",
+        decode(url.username()),
+        decode(url.password().unwrap_or_default())
+    );
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_becomes_basic_auth_and_leaves_the_url() {
+        let mut url = Url::parse("http://us%65r:p%40ss+w@127.0.0.1:8080/api/?q=1").unwrap();
+        let header = take_userinfo(&mut url).expect("a Basic header");
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/api/?q=1");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("user:p@ss+w");
+        assert_eq!(header.to_str().unwrap(), format!("Basic {encoded}"));
+        assert!(header.is_sensitive());
+        let mut plain = Url::parse("https://api.example.com/v1/").unwrap();
+        assert!(take_userinfo(&mut plain).is_none());
     }
 }

@@ -29,7 +29,6 @@ pub struct Session {
     label: Arc<str>,
 }
 
-#[derive(Debug)]
 struct Shared {
     client: reqwest::Client,
     /// Same transport, no default headers and never a token: for third-party sources.
@@ -40,13 +39,29 @@ struct Shared {
     limit: InFlightLimit,
 }
 
+/// Hand-written: the base URL may hold a password.
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let base_url = self
+            .base_url
+            .as_ref()
+            .map(|url| crate::redact::url(url.as_str()));
+        f.debug_struct("Shared")
+            .field("base_url", &base_url)
+            .field("credentials", &self.credentials)
+            .field("policy", &self.policy)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Session {
     /// Builds the session from the `session:` config block.
     pub fn new(config: &SessionConfig, credentials: Credentials) -> Result<Self, Error> {
         let base_url = config
             .base_url
             .as_deref()
-            .map(|base| Url::parse(base).map_err(|_| Error::InvalidUrl(base.to_string())))
+            .map(|base| Url::parse(base).map_err(|_| Error::InvalidUrl(crate::redact::url(base))))
             .transpose()?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -128,7 +143,7 @@ impl Session {
             Some(base) => base.join(path),
             None => Url::parse(path),
         };
-        joined.map_err(|_| Error::InvalidUrl(path.to_string()))
+        joined.map_err(|_| Error::InvalidUrl(crate::redact::url(path)))
     }
 
     /// The send loop: attempt, ask the policy, wait or refresh, attempt again.
@@ -237,7 +252,7 @@ async fn give_up(
     attempts: u32,
     why: GiveUp,
 ) -> Error {
-    let url = without_query(&request.url);
+    let url = crate::redact::url(request.url.as_str());
     match result {
         Ok(response) => {
             let status = response.status();
@@ -282,12 +297,4 @@ async fn read_head(mut response: Response) -> Vec<u8> {
         }
     }
     head
-}
-
-/// The URL as it may appear in errors and logs: query strings can carry secrets.
-fn without_query(url: &Url) -> String {
-    let mut url = url.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    url.to_string()
 }

@@ -26,6 +26,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::config::BuildError;
+use crate::redact;
 use crate::runner::{Task, TaskContext, TaskError};
 
 /// `type: http-poll`: poll a URL and follow its pages; the records go to the task's `sink:`.
@@ -60,11 +61,11 @@ pub struct SourceConfig {
     pub auth: SourceAuth,
 }
 
-/// Hand-written: the URL's query and the header values may hold API keys.
+/// Hand-written: the URL's password and query and the header values may hold API keys.
 impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceConfig")
-            .field("url", &without_query(&self.url))
+            .field("url", &redact::url(&self.url))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("records", &self.records)
             .field("cursor", &self.cursor)
@@ -121,7 +122,7 @@ pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
             _ => {
                 return Err(BuildError::at(
                     "source.url",
-                    format!("{:?} is not an absolute http(s) URL (relative URLs need auth: session and session.base-url)", without_query(&source.url)),
+                    format!("{:?} is not an absolute http(s) URL (relative URLs need auth: session and session.base-url)", redact::url(&source.url)),
                 ))
             }
         }
@@ -159,7 +160,7 @@ impl HttpPoll {
                     request = request.header(name.clone(), value.clone());
                 }
                 tokio::select! {
-                    response = request.send() => response.map_err(|e| TaskError::with(format!("GET {} failed", without_query(url)), e.without_url()))?,
+                    response = request.send() => response.map_err(|e| TaskError::with(format!("GET {} failed", redact::url(url)), e.without_url()))?,
                     _ = ctx.cancelled() => return Err(TaskError::Cancelled),
                 }
             }
@@ -168,15 +169,15 @@ impl HttpPoll {
         if !status.is_success() {
             return Err(TaskError::msg(format!(
                 "GET {} answered {status}",
-                without_query(url)
+                redact::url(url)
             )));
         }
         let body = tokio::select! {
-            body = response.bytes() => body.map_err(|e| TaskError::with(format!("reading {} failed", without_query(url)), e.without_url()))?,
+            body = response.bytes() => body.map_err(|e| TaskError::with(format!("reading {} failed", redact::url(url)), e.without_url()))?,
             _ = ctx.cancelled() => return Err(TaskError::Cancelled),
         };
         serde_json::from_slice(&body)
-            .map_err(|e| TaskError::with(format!("{} did not answer JSON", without_query(url)), e))
+            .map_err(|e| TaskError::with(format!("{} did not answer JSON", redact::url(url)), e))
     }
 }
 
@@ -212,7 +213,7 @@ impl Task for HttpPoll {
             let Some(records) = records else {
                 return Err(TaskError::msg(format!(
                     "{} answered no records array at {:?}",
-                    without_query(&url),
+                    redact::url(&url),
                     source.records.as_deref().unwrap_or("")
                 )));
             };
@@ -248,16 +249,6 @@ impl Task for HttpPoll {
         }
         tracing::info!(records = total, "poll done");
         Ok(())
-    }
-}
-
-fn without_query(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut url) => {
-            url.set_query(None);
-            url.to_string()
-        }
-        Err(_) => url.split('?').next().unwrap_or_default().to_string(),
     }
 }
 

@@ -149,6 +149,16 @@ fn a_missing_or_unreadable_secret_file_is_named() {
     );
 }
 
+/// A device or FIFO as a secret file would never finish reading, or never start.
+#[test]
+fn a_secret_file_that_is_not_a_regular_file_is_refused() {
+    let run = validate_text("auth:\n  type: token\n  token-file: /dev/zero\n");
+    assert_invalid(
+        &run,
+        &["line 3: auth.token-file: cannot read /dev/zero: not a regular file (a device)"],
+    );
+}
+
 #[test]
 fn a_secret_and_its_file_together_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +224,91 @@ fn a_bad_cron_expression_is_reported() {
         &run,
         &["line 5: tasks[0].schedule.cron: invalid cron expression \"61 * * * *\""],
     );
+}
+
+#[test]
+fn a_cron_expression_that_never_fires_is_reported() {
+    let run = validate_text(
+        "auth: {type: none}\ntasks:\n  - name: a\n    type: http-poll\n    schedule: {cron: \"0 0 30 2 *\"}\n    source: {url: 'http://127.0.0.1/x'}\n    sink: {type: stdout}\n",
+    );
+    assert_invalid(
+        &run,
+        &["line 5: tasks[0].schedule.cron: cron expression \"0 0 30 2 *\" never fires"],
+    );
+}
+
+/// Task names go into every log line of the task: a newline or an escape sequence in one could
+/// forge a log line or recolour a terminal.
+#[test]
+fn a_task_name_with_control_characters_is_refused() {
+    let run = validate_text(
+        "auth: {type: none}\ntasks:\n  - name: \"ok\\nERROR forged\\e[31m\"\n    type: file\n    schedule: startup\n    source: {path: x}\n    sink: {type: stdout}\n",
+    );
+    assert_invalid(
+        &run,
+        &["line 3: tasks[0].name: \"ok\\nERROR forged\\u{1b}[31m\" is not a valid task name; use letters, digits, '.', '_' and '-', starting with a letter or digit"],
+    );
+    assert!(!run.stderr.contains("\nERROR forged"), "{}", run.stderr);
+}
+
+/// YAML reads `1.50` as 1.5, `0x10` as 16, `1e5` as 100000.0 and `0o17777` as 8191: the shape
+/// check refuses a number where text is wanted rather than send a client id or secret other than
+/// the one written. (`000042` stays text: YAML 1.2 reads leading zeros as a string.)
+#[test]
+fn a_number_where_text_is_wanted_must_be_quoted() {
+    let run = validate_text(
+        "auth:\n  type: client-secret\n  token-url: https://idp.example.com/token\n  client-id: 1.50\n  client-secret: 0x10\n  scopes: [1e5]\n  token-args: {audience: 0o17777}\n",
+    );
+    assert_invalid(
+        &run,
+        &[
+            "has 4 problems",
+            "line 4: auth.client-id: expected a string, found a number; quote it",
+            "line 5: auth.client-secret: expected a string or nothing, found a whole number; quote it",
+            "line 6: auth.scopes[0]: expected a string, found a number; quote it",
+            "line 7: auth.token-args.audience: expected a string, found a whole number; quote it",
+        ],
+    );
+    // The problems (not the first line, which names the temporary file) never show a value.
+    let problems = run.stderr.split_once('\n').unwrap().1;
+    for rewritten in ["1.5", "16", "100000", "8191"] {
+        assert!(!problems.contains(rewritten), "{problems}");
+    }
+    let quoted = validate_text(
+        "auth:\n  type: client-secret\n  token-url: https://idp.example.com/token\n  client-id: \"000042\"\n  client-secret: '0x10'\n",
+    );
+    assert_eq!(quoted.code, 0, "{}", quoted.stderr);
+}
+
+/// `TAPLINE_*` values are text as set: figment alone would send `0123456` as 123456 and `1.50`
+/// as 1.5. A YAML `000042` is text too, and stays so.
+#[tokio::test]
+async fn environment_overrides_reach_the_token_endpoint_verbatim() {
+    let mut capture = crate::harness::capture::Capture::start(
+        r#"{"access_token":"t","token_type":"Bearer","expires_in":3600}"#,
+    )
+    .await;
+    let (dir, path) = config_file(&format!(
+        "auth: {{type: client-secret, token-url: \"{}\", client-id: 000042, client-secret: x}}\n",
+        capture.url
+    ));
+    let run = tokio::task::spawn_blocking(move || {
+        exec(
+            tapline()
+                .args(["token", "-c"])
+                .arg(&path)
+                .env("TAPLINE_AUTH__CLIENT_SECRET", "0123456")
+                .env("TAPLINE_AUTH__SCOPES", "1.50"),
+        )
+    })
+    .await
+    .unwrap();
+    drop(dir);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let form = capture.next_form().await;
+    assert_eq!(form["client_id"], "000042");
+    assert_eq!(form["client_secret"], "0123456");
+    assert_eq!(form["scope"], "1.50");
 }
 
 #[test]

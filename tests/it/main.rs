@@ -8,6 +8,7 @@ mod http_poll;
 mod kognic_reference;
 mod login;
 mod process;
+mod redaction;
 mod registry;
 mod runner;
 mod session;

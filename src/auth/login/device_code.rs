@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::interactive_login::LoginRequest;
 use crate::auth::token_endpoint::{post_form, ClientAuthentication, FormValue, TokenResponse};
 use crate::auth::Error;
+use crate::redact;
 
 /// The grant type of the polling token requests.
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -130,7 +131,7 @@ impl DeviceCode {
         for (name, value) in request.token_args {
             form.push((name, FormValue::Plain(value)));
         }
-        tracing::debug!(url = %url, "starting a device login");
+        tracing::debug!(url = %redact::url(url.as_str()), "starting a device login");
         let answer = post_form(
             request.endpoints.token.http(),
             url,
@@ -139,7 +140,7 @@ impl DeviceCode {
         )
         .await?;
         serde_json::from_slice(&answer.bytes).map_err(|_| Error::MalformedResponse {
-            url: url.to_string(),
+            url: redact::url(url.as_str()),
             problem: "the device authorization response lacks device_code, user_code or verification_uri",
         })
     }

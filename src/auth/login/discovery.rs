@@ -54,7 +54,7 @@ pub(super) async fn resolve(
 ) -> Result<Endpoints, Error> {
     let checked = |url: &str| {
         crate::config::check_token_url(url).map_err(|reason| Error::TokenUrl {
-            url: url.to_string(),
+            url: crate::redact::url(url),
             reason,
         })
     };
@@ -103,8 +103,10 @@ async fn discover(
     http: &reqwest::Client,
 ) -> Result<(String, String), Error> {
     let url = format!("{issuer}/.well-known/openid-configuration");
+    // Errors name the URL without a password or query it might carry.
+    let shown = crate::redact::url(&url);
     crate::config::check_token_url(&url).map_err(|reason| Error::TokenUrl {
-        url: url.clone(),
+        url: shown.clone(),
         reason,
     })?;
     let response = http
@@ -112,13 +114,13 @@ async fn discover(
         .send()
         .await
         .map_err(|source| Error::Unreachable {
-            url: url.clone(),
+            url: shown.clone(),
             source: source.without_url(),
         })?;
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         return Err(Error::TokenEndpointStatus {
-            url,
+            url: shown,
             status,
             retry_after: None,
         });
@@ -127,7 +129,7 @@ async fn discover(
         .json()
         .await
         .map_err(|_| Error::MalformedResponse {
-            url: url.clone(),
+            url: shown.clone(),
             problem: "the discovery document is not JSON",
         })?;
     let field = |name: &'static str, problem: &'static str| {
@@ -136,7 +138,7 @@ async fn discover(
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or(Error::MalformedResponse {
-                url: url.clone(),
+                url: shown.clone(),
                 problem,
             })
     };
