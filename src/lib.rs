@@ -7,6 +7,7 @@
 //!
 //! - [`config`]: loading and checking the YAML configuration.
 //! - [`auth`]: credential providers and the shared token cache.
+//! - [`backoff`]: the one backoff of retries and restarts.
 //! - [`session`]: the shared authenticated HTTP session.
 //! - [`runner`]: tasks, schedules, state, shutdown.
 //! - [`tasks`]: the built-in task types.
@@ -14,6 +15,7 @@
 
 mod atomic_file;
 pub mod auth;
+pub mod backoff;
 pub mod config;
 mod error;
 mod retry_after;

@@ -8,16 +8,17 @@
 //! callers keep using the old one.
 //!
 //! The cache knows nothing about OAuth: it receives the fetch as a [`TokenSource`] and only
-//! decides *when* to call it, with backoff on the errors the source marks as transient.
+//! decides *when* to call it, retrying the errors the source marks as transient with a
+//! [`Backoff`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
 use secrecy::ExposeSecret;
 
-use super::{AccessToken, Error, TokenSource};
+use super::{AccessToken, Error, FetchedToken, TokenSource};
+use crate::backoff::{Backoff, Jitter};
 
 /// When the cache refreshes and how it retries.
 #[derive(Debug, Clone)]
@@ -28,40 +29,28 @@ pub struct CacheOptions {
     /// For tokens that do not expire (a `token-file`): look again this often, so a rotated file
     /// is picked up. `None` means never.
     pub recheck: Option<Duration>,
-    /// Retries of transient failures (connection errors, timeouts, 408, 429, 5xx).
-    pub backoff: FetchRetry,
+    /// Delays between retries of transient failures (connection errors, timeouts, 408, 429,
+    /// 5xx); also the cap on a server's `Retry-After`.
+    pub backoff: Backoff,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
 }
+
+/// The token endpoint's retries: 250 ms doubling to 10 s, each pause its ceiling plus up to as
+/// much again. One process makes at most one token request at a time, so a guaranteed, growing
+/// pause matters more here than spreading a herd (the session's full jitter).
+pub const FETCH_BACKOFF: Backoff = Backoff::new(
+    Duration::from_millis(250),
+    Duration::from_secs(10),
+    Jitter::Additive,
+);
 
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
             refresh_margin: Duration::from_secs(30),
             recheck: None,
-            backoff: FetchRetry::default(),
-        }
-    }
-}
-
-/// How the cache retries a token endpoint that failed transiently: exponential delays from `min`
-/// (plus up to as much again in jitter, so each wait is at least the last one's floor doubled),
-/// capped at `max`, at most `max_retries` times. Distinct from the session's full-jitter
-/// [`crate::session::Backoff`]: one process makes at most one token request at a time, so a
-/// guaranteed, growing pause matters more here than spreading a herd.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchRetry {
-    /// The first delay (before jitter, which adds up to as much again).
-    pub min: Duration,
-    /// No delay is longer, including a server's `Retry-After`.
-    pub max: Duration,
-    /// Retries after the first attempt.
-    pub max_retries: usize,
-}
-
-impl Default for FetchRetry {
-    fn default() -> Self {
-        Self {
-            min: Duration::from_millis(250),
-            max: Duration::from_secs(10),
+            backoff: FETCH_BACKOFF,
             max_retries: 5,
         }
     }
@@ -212,24 +201,8 @@ impl Inner {
 
     /// Fetches with retries and makes the result current. The caller holds `fetching`.
     async fn fetch(&self) -> Result<Arc<AccessToken>, Error> {
-        let backoff = self.options.backoff;
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(backoff.min)
-            .with_max_delay(backoff.max)
-            .with_max_times(backoff.max_retries)
-            .with_jitter();
         let started = super::token::now();
-        let fetched = (|| self.source.fetch())
-            .retry(builder)
-            .when(Error::is_transient)
-            .adjust(|error, delay| {
-                // Honour Retry-After, within our own ceiling; stop when backon says stop.
-                delay.map(|delay| error.retry_after().map_or(delay, |after| after.min(backoff.max)))
-            })
-            .notify(|error, delay| {
-                tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
-            })
-            .await?;
+        let fetched = self.fetch_with_retries().await?;
         let now = super::token::now();
         let refresh_at = match fetched.expires_at {
             Some(expires_at) => {
@@ -260,6 +233,27 @@ impl Inner {
         });
         Ok(token)
     }
+
+    /// Asks the source, retrying transient errors after [`CacheOptions::backoff`] delays (or the
+    /// server's `Retry-After`, up to the backoff's maximum).
+    async fn fetch_with_retries(&self) -> Result<FetchedToken, Error> {
+        let mut delays = self.options.backoff.delays();
+        let mut retries = 0;
+        loop {
+            let error = match self.source.fetch().await {
+                Ok(fetched) => return Ok(fetched),
+                Err(error) if error.is_transient() && retries < self.options.max_retries => error,
+                Err(error) => return Err(error),
+            };
+            retries += 1;
+            let backoff = delays.next().unwrap_or_default();
+            let delay = error
+                .retry_after()
+                .map_or(backoff, |after| after.min(self.options.backoff.max()));
+            tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -270,7 +264,6 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::auth::FetchedToken;
 
     /// Counts fetches; each returns `token-<n>` living `lifetime`, after `delay`, or the next
     /// queued error.
@@ -429,7 +422,10 @@ mod tests {
             .extend((0..10).map(|_| unavailable()));
         let cache = make_cache(&fake, Duration::from_secs(30));
         assert!(cache.token().await.unwrap_err().is_transient());
-        assert_eq!(fake.count(), 1 + FetchRetry::default().max_retries);
+        assert_eq!(
+            fake.count(),
+            1 + CacheOptions::default().max_retries as usize
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -26,7 +26,7 @@ mod workload_identity;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cache::{CacheOptions, FetchRetry, TokenCache};
+pub use cache::{CacheOptions, TokenCache, FETCH_BACKOFF};
 pub use certificate::Certificate;
 pub use client_secret::ClientSecret;
 pub use error::Error;

@@ -13,6 +13,7 @@ use super::state::{StateError, StateStore};
 use super::supervisor::{error_chain, Supervisor};
 use super::task::Task;
 use crate::auth::Credentials;
+use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, Problem};
 use crate::session::Session;
 use crate::telemetry::{self, Readiness, ServerState};
@@ -308,10 +309,17 @@ async fn run_tasks(
     Ok(())
 }
 
+/// How soon [`watch_token`] asks again while no token can be had: 400 ms doubling to 30 s.
+const TOKEN_WATCH_RETRY: Backoff = Backoff::new(
+    Duration::from_millis(400),
+    Duration::from_secs(30),
+    Jitter::None,
+);
+
 /// Keeps the `token_ok` readiness flag current: true once a token is at hand, false while none
 /// can be had (the cache only errs when the token has expired and cannot be refreshed).
 async fn watch_token(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
-    let mut retry = Duration::from_millis(200);
+    let mut retries = TOKEN_WATCH_RETRY.delays();
     loop {
         let wait = match credentials.token().await {
             Ok(None) => {
@@ -320,14 +328,13 @@ async fn watch_token(credentials: Credentials, readiness: Readiness, shutdown: S
             }
             Ok(Some(_)) => {
                 readiness.set_token_ok(true);
-                retry = Duration::from_millis(200);
+                retries.reset();
                 Duration::from_secs(5)
             }
             Err(error) => {
                 readiness.set_token_ok(false);
                 tracing::warn!(error = %error_chain(&error), "no access token; not ready");
-                retry = (retry * 2).min(Duration::from_secs(30));
-                retry
+                retries.next().unwrap_or_default()
             }
         };
         tokio::select! {

@@ -74,7 +74,7 @@ async fn retries_503_twice_then_succeeds_with_growing_backoff() {
         "success on the third attempt"
     );
     // Full jitter draws each wait from [0, ceiling], the ceiling doubling per retry (50 ms, then
-    // 100 ms here; the growth itself is unit-tested in session::backoff). What is checked here is
+    // 100 ms here; the growth itself is unit-tested in tapline::backoff). What is checked here is
     // that the session really waited what it decided before each retry.
     let waits = logged_waits(&log.text());
     assert_eq!(waits.len(), 2, "two retries logged: {waits:?}");
