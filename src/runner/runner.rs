@@ -1,13 +1,15 @@
 //! [`Runner`]: builds the tasks from the config and runs them until shutdown (or once).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use tokio_util::task::TaskTracker;
 
 use super::registry::{BuildError, Registry};
-use super::schedule::Schedule;
+use super::schedule::{Schedule, RESTART_BACKOFF};
 use super::shutdown::Shutdown;
 use super::state::{StateError, StateStore};
 use super::supervisor::{error_chain, Supervisor};
@@ -203,7 +205,7 @@ impl RunnerBuilder {
                 background.push(tokio::spawn(telemetry::metrics::upkeep(metrics)));
             }
         }
-        background.push(tokio::spawn(watch_token(
+        background.push(tokio::spawn(supervise_token_watch(
             credentials,
             readiness.clone(),
             shutdown.clone(),
@@ -315,6 +317,28 @@ const TOKEN_WATCH_RETRY: Backoff = Backoff::new(
     Duration::from_secs(30),
     Jitter::None,
 );
+
+/// Runs [`watch_token`] and, should it panic, takes readiness down, says so and starts it again
+/// after a restart delay: the watcher never dies silently, leaving `/readyz` stuck where it was.
+async fn supervise_token_watch(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
+    let mut delays = RESTART_BACKOFF.delays();
+    loop {
+        let watch = watch_token(credentials.clone(), readiness.clone(), shutdown.clone());
+        if AssertUnwindSafe(watch).catch_unwind().await.is_ok() {
+            return;
+        }
+        readiness.set_token_ok(false);
+        let delay = delays.next().unwrap_or_default();
+        tracing::error!(
+            restart_in_seconds = delay.as_secs_f64(),
+            "the token watcher panicked; not ready until it has a token again"
+        );
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
 
 /// Keeps the `token_ok` readiness flag current: true once a token is at hand, false while none
 /// can be had (the cache only errs when the token has expired and cannot be refreshed).
