@@ -1,8 +1,8 @@
 //! The one OAuth 2.0 token request every provider makes: POST a form, read a token response.
 //!
 //! Providers differ only in the form fields and client authentication they send, so the wire
-//! details live here once: the `http://` refusal, RFC 6749 Basic encoding, `expires_in` as a
-//! number or a numeric string, the expiry anchored to the moment
+//! details live here once: the `http://` refusal, RFC 6749 Basic encoding, a body read only up to
+//! [`MAX_BODY`], `expires_in` as a number or a numeric string, the expiry anchored to the moment
 //! the request was *sent* (or the access token's own `exp`, when earlier), and the mapping of
 //! answers to errors that the cache can classify (transient or not). Nothing here ever formats a
 //! secret, an assertion or a token into a message.
@@ -19,6 +19,10 @@ use super::token::{earliest, expiry, jwt_expiry};
 use super::{Error, FetchedToken};
 use crate::config::SessionConfig;
 use crate::retry_after;
+
+/// The most of an OAuth endpoint's answer that is read: a token response is a few kilobytes, and
+/// a misbehaving or hostile endpoint must not make the process buffer gigabytes.
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 /// A token endpoint and the HTTP client used only for token requests.
 ///
@@ -156,12 +160,51 @@ pub(crate) async fn post_form(
         .map_err(unreachable)?;
     let status = response.status().as_u16();
     let retry_after = retry_after::from_headers(response.headers(), SystemTime::now());
-    let bytes = response.bytes().await.map_err(unreachable)?;
-    if (200..300).contains(&status) {
+    let success = (200..300).contains(&status);
+    let bytes = match read_body(response).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::Transport(source)) => return Err(unreachable(source)),
+        Err(BodyError::TooLarge) if success => {
+            return Err(Error::MalformedResponse {
+                url: url.to_string(),
+                problem: "the body is larger than 1 MiB",
+            })
+        }
+        // An error status still counts as one; its body is not needed for that.
+        Err(BodyError::TooLarge) => bytes::Bytes::new(),
+    };
+    if success {
         return Ok(FormAnswer { bytes, sent_at });
     }
     tracing::debug!(url = %url, status, "OAuth request failed");
     Err(error_response(url, status, &bytes, retry_after))
+}
+
+/// Why a body was not read.
+enum BodyError {
+    /// The connection failed or timed out while reading.
+    Transport(reqwest::Error),
+    /// It is longer than [`MAX_BODY`].
+    TooLarge,
+}
+
+/// The body, refused as soon as it is known to exceed [`MAX_BODY`]: from `Content-Length` before
+/// reading, else while streaming, so a huge or endless body is never held in memory.
+async fn read_body(mut response: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
 }
 
 /// A token response: the access token and, when the endpoint issued one, a refresh token.

@@ -565,3 +565,54 @@ async fn huge_lifetimes_are_taken_as_a_year_and_never_panic() {
         );
     }
 }
+
+/// A loopback token endpoint answering a valid token response padded to `size` bytes, with a
+/// `Content-Length` or streamed in chunks without one.
+fn padded_token_endpoint(size: usize, content_length: bool) -> String {
+    use axum::body::{Body, Bytes};
+    let head = br#"{"access_token":"big","expires_in":3600,"pad":""#.to_vec();
+    let answer = move || {
+        let head = head.clone();
+        async move {
+            let pad = size - head.len() - 2;
+            let body = if content_length {
+                let mut whole = head;
+                whole.extend(std::iter::repeat_n(b'a', pad));
+                whole.extend_from_slice(b"\"}");
+                Body::from(whole)
+            } else {
+                let chunks = std::iter::once(Bytes::from(head))
+                    .chain((0..pad / 65536).map(|_| Bytes::from(vec![b'a'; 65536])))
+                    .chain(std::iter::once(Bytes::from(vec![b'a'; pad % 65536])))
+                    .chain(std::iter::once(Bytes::from_static(b"\"}")))
+                    .map(Ok::<_, std::io::Error>);
+                Body::from_stream(futures::stream::iter(chunks))
+            };
+            ([("content-type", "application/json")], body)
+        }
+    };
+    let router = axum::Router::new().route("/token", axum::routing::post(answer));
+    format!("{}/token", crate::harness::loopback::serve(router).base())
+}
+
+#[tokio::test]
+async fn a_token_response_over_one_mebibyte_is_refused_while_reading() {
+    for content_length in [true, false] {
+        let credentials = credentials(&format!(
+            "type: client-secret\ntoken-url: {}\nclient-id: c\nclient-secret: s\n",
+            padded_token_endpoint(8 << 20, content_length)
+        ));
+        let error = token(&credentials).await.unwrap_err();
+        assert!(
+            matches!(error, Error::MalformedResponse { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("larger than 1 MiB"), "{error}");
+    }
+    // Exactly 1 MiB is still read.
+    let credentials = credentials(&format!(
+        "type: client-secret\ntoken-url: {}\nclient-id: c\nclient-secret: s\n",
+        padded_token_endpoint(1 << 20, false)
+    ));
+    assert_eq!(text(&token(&credentials).await.unwrap()), "big");
+}
