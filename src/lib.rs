@@ -7,6 +7,7 @@
 //!
 //! - [`config`]: loading and checking the YAML configuration.
 //! - [`auth`]: credential providers and the shared token cache.
+//! - [`backoff`]: the one backoff of retries and restarts.
 //! - [`session`]: the shared authenticated HTTP session.
 //! - [`runner`]: tasks, sinks, schedules, state, shutdown.
 //! - [`registry`]: the components a config names by `type` (providers, task types, sinks).
@@ -18,6 +19,7 @@
 
 mod atomic_file;
 pub mod auth;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 mod error;

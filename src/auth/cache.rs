@@ -2,68 +2,72 @@
 //!
 //! Why it is more than an `Option<Token>` behind a lock: hundreds of concurrent requests ask for
 //! the token, and the identity provider must see *one* token request for them (single flight),
-//! while no request should wait on the provider as long as the current token is still valid.
-//! So reading the token is a plain read of shared state; only a caller that finds no valid token
-//! takes the fetch lock, and a token nearing its expiry is renewed by a background task while
-//! callers keep using the old one.
+//! while no request should wait on the provider as long as the current token is still usable.
+//! So reading the token is a plain read of shared state; only a caller that finds no usable token
+//! takes the fetch lock, and a token nearing the end of its use is renewed by a background task
+//! while callers keep using the old one.
+//!
+//! A token is used only until a safety skew before it expires ([`AccessToken::usable_until`]);
+//! past that, callers wait for the new one rather than send one that may expire on the way.
+//!
+//! Why the provider is never hammered, whatever it answers: token requests start at least
+//! [`CacheOptions::min_fetch_interval`] apart (failed ones included), a token is used for at least
+//! a second however short its lifetime, and callers that waited while a token was fetched take
+//! that token instead of fetching another.
 //!
 //! The cache knows nothing about OAuth: it receives the fetch as a [`TokenSource`] and only
-//! decides *when* to call it, with backoff on the errors the source marks as transient.
+//! decides *when* to call it, retrying the errors the source marks as transient with a
+//! [`Backoff`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use futures::FutureExt;
 use secrecy::ExposeSecret;
 
-use super::{AccessToken, Error, TokenSource};
+use super::token::now;
+use super::{AccessToken, Error, FetchedToken, TokenSource};
+use crate::backoff::{Backoff, Jitter};
 use crate::telemetry::catalogue;
 
 /// When the cache refreshes and how it retries.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
-    /// Refresh this long before expiry; clamped to half the token's lifetime, so a 59 s token
-    /// with a 60 s margin is not "always expired".
+    /// Refresh this long before the token's use ends; clamped to half its usable lifetime, so a
+    /// 59 s token with a 60 s margin is not "always due".
     pub refresh_margin: Duration,
     /// For tokens that do not expire (a `token-file`): look again this often, so a rotated file
     /// is picked up. `None` means never.
     pub recheck: Option<Duration>,
-    /// Retries of transient failures (connection errors, timeouts, 408, 429, 5xx).
-    pub backoff: FetchRetry,
+    /// Delays between retries of transient failures (connection errors, timeouts, 408, 429,
+    /// 5xx); also the cap on a server's `Retry-After`.
+    pub backoff: Backoff,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Token requests start at least this far apart, so that nothing (a zero `expires_in`, an
+    /// API rejecting every token, a failing provider) turns into a flood of token requests.
+    pub min_fetch_interval: Duration,
 }
+
+/// The token endpoint's retries: 250 ms doubling to 10 s, each pause its ceiling plus up to as
+/// much again. One process makes at most one token request at a time, so a guaranteed, growing
+/// pause matters more here than spreading a herd (the session's full jitter).
+pub const FETCH_BACKOFF: Backoff = Backoff::new(
+    Duration::from_millis(250),
+    Duration::from_secs(10),
+    Jitter::Additive,
+);
 
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
             refresh_margin: Duration::from_secs(30),
             recheck: None,
-            backoff: FetchRetry::default(),
-        }
-    }
-}
-
-/// How the cache retries a token endpoint that failed transiently: exponential delays from `min`
-/// (plus up to as much again in jitter, so each wait is at least the last one's floor doubled),
-/// capped at `max`, at most `max_retries` times. Distinct from the session's full-jitter
-/// [`crate::session::Backoff`]: one process makes at most one token request at a time, so a
-/// guaranteed, growing pause matters more here than spreading a herd.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchRetry {
-    /// The first delay (before jitter, which adds up to as much again).
-    pub min: Duration,
-    /// No delay is longer, including a server's `Retry-After`.
-    pub max: Duration,
-    /// Retries after the first attempt.
-    pub max_retries: usize,
-}
-
-impl Default for FetchRetry {
-    fn default() -> Self {
-        Self {
-            min: Duration::from_millis(250),
-            max: Duration::from_secs(10),
+            backoff: FETCH_BACKOFF,
             max_retries: 5,
+            min_fetch_interval: Duration::from_secs(1),
         }
     }
 }
@@ -80,8 +84,12 @@ struct Inner {
     options: CacheOptions,
     /// The hot path reads this and nothing else; writers hold it only to swap a pointer.
     current: RwLock<Option<Current>>,
-    /// Held across a fetch: at most one token request at a time (single flight).
-    fetching: tokio::sync::Mutex<()>,
+    /// Held across a fetch: at most one token request at a time (single flight). Holds when the
+    /// last fetch started.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// Successful fetches so far: a caller that waited for `fetching` takes the token of any fetch
+    /// that ended meanwhile.
+    fetched: AtomicU64,
     /// A background refresh is scheduled or running.
     refreshing: AtomicBool,
 }
@@ -106,25 +114,32 @@ impl TokenCache {
                 source,
                 options,
                 current: RwLock::new(None),
-                fetching: tokio::sync::Mutex::new(()),
+                fetching: tokio::sync::Mutex::new(None),
+                fetched: AtomicU64::new(0),
                 refreshing: AtomicBool::new(false),
             }),
         }
     }
 
-    /// A valid token: the current one when it has not expired (starting a background refresh
-    /// when it is due), otherwise a new one fetched now, shared with every concurrent caller.
+    /// A usable token: the current one when its use has not ended (starting a background refresh
+    /// when one is due), otherwise a new one fetched now, shared with every concurrent caller.
     pub async fn token(&self) -> Result<Arc<AccessToken>, Error> {
-        if let Some(token) = self.inner.valid(super::token::now(), true) {
+        if let Some(token) = self.inner.usable(now(), true) {
             return Ok(token);
         }
-        let _fetching = self.inner.fetching.lock().await;
-        // Whoever held the lock before us may have fetched already.
-        if let Some(token) = self.inner.valid(super::token::now(), false) {
+        let seen = self.inner.fetched.load(Ordering::Acquire);
+        let mut last_fetch = self.inner.fetching.lock().await;
+        // Whoever held the lock before us may have fetched already; a token fetched while we
+        // waited is as fresh as any we could get.
+        if let Some(token) = self.inner.usable(now(), false).or_else(|| {
+            (self.inner.fetched.load(Ordering::Acquire) != seen)
+                .then(|| self.inner.current_token())
+                .flatten()
+        }) {
             return Ok(token);
         }
-        tracing::debug!("no valid token; fetching one");
-        self.inner.fetch().await
+        tracing::debug!("no usable token; fetching one");
+        self.inner.fetch(&mut last_fetch).await
     }
 
     /// Drops `token` if it is still the current one (pointer identity), so that only the first
@@ -146,15 +161,26 @@ impl TokenCache {
 }
 
 impl Inner {
-    /// The current token if it has not expired. With `schedule`, starts a background refresh
-    /// when one is due.
-    fn valid(self: &Arc<Self>, now: Instant, schedule: bool) -> Option<Arc<AccessToken>> {
-        let current = self
-            .current
+    fn current(&self) -> Option<Current> {
+        self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
-        if current.token.expires_at().is_some_and(|at| now >= at) {
+            .clone()
+    }
+
+    fn current_token(&self) -> Option<Arc<AccessToken>> {
+        self.current().map(|current| current.token)
+    }
+
+    /// The current token if its use has not ended. With `schedule`, starts a background refresh
+    /// when one is due.
+    fn usable(self: &Arc<Self>, now: Instant, schedule: bool) -> Option<Arc<AccessToken>> {
+        let current = self.current()?;
+        if current
+            .token
+            .usable_until()
+            .is_some_and(|until| now >= until)
+        {
             return None;
         }
         if schedule && current.refresh_at.is_some_and(|at| now >= at) {
@@ -163,6 +189,9 @@ impl Inner {
         Some(current.token)
     }
 
+    /// Starts the background refresh unless one is going. Should it panic, that is logged and the
+    /// flag cleared, so the next caller past the refresh time starts another: a refresh never
+    /// dies silently for good.
     fn spawn_refresh(self: &Arc<Self>) {
         if self
             .refreshing
@@ -177,71 +206,96 @@ impl Inner {
         };
         let inner = Arc::clone(self);
         runtime.spawn(async move {
-            inner.refresh().await;
+            if AssertUnwindSafe(inner.refresh())
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    "the background token refresh panicked; the next request starts another"
+                );
+            }
             inner.refreshing.store(false, Ordering::Release);
         });
     }
 
     /// The background refresh: callers keep the current token meanwhile.
     async fn refresh(self: &Arc<Self>) {
-        let _fetching = self.fetching.lock().await;
-        let due = {
-            let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-            current
-                .as_ref()
-                .is_some_and(|c| c.refresh_at.is_some_and(|at| super::token::now() >= at))
-        };
+        let mut last_fetch = self.fetching.lock().await;
+        let due = self
+            .current()
+            .is_some_and(|c| c.refresh_at.is_some_and(|at| now() >= at));
         if !due {
             return; // someone fetched while we waited for the lock
         }
         tracing::debug!("refreshing the token ahead of expiry");
-        if let Err(error) = self.fetch().await {
+        if let Err(error) = self.fetch(&mut last_fetch).await {
             tracing::warn!(error = %error, "background token refresh failed; keeping the current token");
-            // Try again halfway to expiry rather than on every request.
-            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(current) = current.as_mut() {
-                let now = super::token::now();
-                current.refresh_at = Some(match current.token.expires_at() {
-                    Some(at) => {
-                        now + (at.saturating_duration_since(now) / 2).max(Duration::from_secs(1))
-                    }
-                    None => now + self.options.recheck.unwrap_or(Duration::from_secs(30)),
-                });
-            }
+            self.retry_refresh_later();
         }
     }
 
-    /// Fetches with retries and makes the result current. The caller holds `fetching`.
-    async fn fetch(&self) -> Result<Arc<AccessToken>, Error> {
-        let backoff = self.options.backoff;
-        let builder = ExponentialBuilder::default()
-            .with_min_delay(backoff.min)
-            .with_max_delay(backoff.max)
-            .with_max_times(backoff.max_retries)
-            .with_jitter();
-        let started = super::token::now();
-        let fetched = (|| self.source.fetch())
-            .retry(builder)
-            .when(Error::is_transient)
-            .adjust(|error, delay| {
-                // Honour Retry-After, within our own ceiling; stop when backon says stop.
-                delay.map(|delay| error.retry_after().map_or(delay, |after| after.min(backoff.max)))
-            })
-            .notify(|error, delay| {
-                tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
-            })
-            .await?;
-        let now = super::token::now();
-        let refresh_at = match fetched.expires_at {
-            Some(expires_at) => {
-                let lifetime = expires_at.saturating_duration_since(started);
-                let margin = self.options.refresh_margin.min(lifetime / 2);
-                metrics::gauge!(catalogue::TOKEN_EXPIRY.name)
-                    .set(expires_at.saturating_duration_since(now).as_secs_f64());
-                Some(expires_at - margin)
-            }
-            None => self.options.recheck.map(|every| now + every),
-        };
+    /// After a failed background refresh: try again halfway to the end of the token's use rather
+    /// than on every request.
+    fn retry_refresh_later(&self) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = current.as_mut() {
+            let now = now();
+            let wait = match current.token.usable_until() {
+                Some(until) => {
+                    (until.saturating_duration_since(now) / 2).max(Duration::from_secs(1))
+                }
+                None => self.options.recheck.unwrap_or(Duration::from_secs(30)),
+            };
+            current.refresh_at = now.checked_add(wait);
+        }
+    }
+
+    /// Fetches with retries, no sooner than `min_fetch_interval` after the last fetch started,
+    /// and makes the result current. The caller holds `fetching`, whose value is `last_fetch`.
+    async fn fetch(&self, last_fetch: &mut Option<Instant>) -> Result<Arc<AccessToken>, Error> {
+        if let Some(next) =
+            last_fetch.and_then(|last| last.checked_add(self.options.min_fetch_interval))
+        {
+            tokio::time::sleep_until(next.into()).await;
+        }
+        *last_fetch = Some(now());
+        let (fetched, requested_at) = self.fetch_with_retries().await?;
+        let token = self.install(fetched, requested_at)?;
+        self.fetched.fetch_add(1, Ordering::AcqRel);
+        Ok(token)
+    }
+
+    /// Asks the source, retrying transient errors after [`CacheOptions::backoff`] delays (or the
+    /// server's `Retry-After`, up to the backoff's maximum). Returns the token and when the
+    /// request that got it started.
+    async fn fetch_with_retries(&self) -> Result<(FetchedToken, Instant), Error> {
+        let mut delays = self.options.backoff.delays();
+        let mut retries = 0;
+        loop {
+            let requested_at = now();
+            let error = match self.source.fetch().await {
+                Ok(fetched) => return Ok((fetched, requested_at)),
+                Err(error) if error.is_transient() && retries < self.options.max_retries => error,
+                Err(error) => return Err(error),
+            };
+            retries += 1;
+            let backoff = delays.next().unwrap_or_default();
+            let delay = error
+                .retry_after()
+                .map_or(backoff, |after| after.min(self.options.backoff.max()));
+            tracing::info!(error = %error, retry_in_ms = delay.as_millis() as u64, "token request failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Makes `fetched` the current token and schedules its refresh.
+    fn install(
+        &self,
+        fetched: FetchedToken,
+        requested_at: Instant,
+    ) -> Result<Arc<AccessToken>, Error> {
+        let now = now();
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         // A re-read token-file that did not change keeps its identity, so `invalidate` with a
         // token handed out earlier still works.
@@ -253,7 +307,22 @@ impl Inner {
             {
                 Arc::clone(&held.token)
             }
-            _ => Arc::new(AccessToken::new(fetched)?),
+            _ => Arc::new(AccessToken::with_request_time(fetched, requested_at)?),
+        };
+        let refresh_at = match (token.expires_at(), token.usable_until()) {
+            (Some(expires_at), Some(until)) => {
+                metrics::gauge!(catalogue::TOKEN_EXPIRY.name)
+                    .set(expires_at.saturating_duration_since(now).as_secs_f64());
+                let margin = self
+                    .options
+                    .refresh_margin
+                    .min(until.saturating_duration_since(requested_at) / 2);
+                until.checked_sub(margin)
+            }
+            _ => self
+                .options
+                .recheck
+                .and_then(|every| now.checked_add(every)),
         };
         *current = Some(Current {
             token: Arc::clone(&token),
@@ -274,23 +343,28 @@ mod tests {
     use crate::auth::FetchedToken;
 
     /// Counts fetches; each returns `token-<n>` living `lifetime`, after `delay`, or the next
-    /// queued error.
+    /// queued error; fetch number `panic_on` panics.
     #[derive(Debug)]
     struct Fake {
         fetches: AtomicUsize,
         lifetime: Option<Duration>,
         delay: Duration,
         errors: Mutex<Vec<Error>>,
+        panic_on: Option<usize>,
     }
 
     impl Fake {
         fn new(lifetime: Option<Duration>) -> Arc<Self> {
-            Arc::new(Self {
+            Arc::new(Self::with_delay(lifetime, Duration::from_millis(50)))
+        }
+        fn with_delay(lifetime: Option<Duration>, delay: Duration) -> Self {
+            Self {
                 fetches: AtomicUsize::new(0),
                 lifetime,
-                delay: Duration::from_millis(50),
+                delay,
                 errors: Mutex::new(Vec::new()),
-            })
+                panic_on: None,
+            }
         }
         fn count(&self) -> usize {
             self.fetches.load(Ordering::SeqCst)
@@ -301,6 +375,7 @@ mod tests {
     impl TokenSource for Fake {
         async fn fetch(&self) -> Result<FetchedToken, Error> {
             let n = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
+            assert_ne!(Some(n), self.panic_on, "scripted panic");
             let sent = crate::auth::token::now();
             tokio::time::sleep(self.delay).await;
             if let Some(error) = self.errors.lock().unwrap().pop() {
@@ -381,7 +456,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(11)).await;
         let token = cache.token().await.unwrap();
         assert_eq!(value(&token), "token-2");
-        assert!(token.expires_at().unwrap() > crate::auth::token::now());
+        assert!(token.usable_until().unwrap() > crate::auth::token::now());
     }
 
     #[tokio::test(start_paused = true)]
@@ -430,7 +505,10 @@ mod tests {
             .extend((0..10).map(|_| unavailable()));
         let cache = make_cache(&fake, Duration::from_secs(30));
         assert!(cache.token().await.unwrap_err().is_transient());
-        assert_eq!(fake.count(), 1 + FetchRetry::default().max_retries);
+        assert_eq!(
+            fake.count(),
+            1 + CacheOptions::default().max_retries as usize
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -466,5 +544,98 @@ mod tests {
         cache.token().await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(value(&cache.token().await.unwrap()), "b");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_is_not_sent_within_its_skew_before_expiry() {
+        let fake = Fake::new(Some(Duration::from_secs(3)));
+        let cache = make_cache(&fake, Duration::from_secs(30));
+        let first = cache.token().await.unwrap();
+        // A 3 s token is sent until 1 s before it expires.
+        assert_eq!(
+            first.usable_until().unwrap() + Duration::from_secs(1),
+            first.expires_at().unwrap()
+        );
+        tokio::time::advance(Duration::from_millis(2100)).await;
+        // Still valid for most of a second, but a request with it could arrive too late: the
+        // caller waits for a new one.
+        let next = cache.token().await.unwrap();
+        assert_eq!(value(&next), "token-2");
+        assert!(next.usable_until().unwrap() > crate::auth::token::now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_second_tokens_cost_at_most_about_one_fetch_a_second() {
+        let fake = Fake::new(Some(Duration::ZERO));
+        let cache = make_cache(&fake, Duration::from_secs(30));
+        let start = crate::auth::token::now();
+        for _ in 0..200 {
+            cache.token().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seconds = (crate::auth::token::now() - start).as_secs() as usize;
+        assert!(seconds >= 10, "{seconds}");
+        assert!(
+            fake.count() <= seconds + 1,
+            "{} fetches in {seconds} s",
+            fake.count()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callers_that_waited_for_a_fetch_take_its_token_even_if_already_short() {
+        // Expired on arrival (a slow provider and a zero lifetime): every waiting caller still
+        // takes the one token fetched for them rather than each fetching again.
+        let fake = Arc::new(Fake::with_delay(
+            Some(Duration::ZERO),
+            Duration::from_secs(3),
+        ));
+        let cache = make_cache(&fake, Duration::from_secs(30));
+        let calls = (0..50).map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.token().await.unwrap() })
+        });
+        let tokens = futures::future::join_all(calls).await;
+        assert_eq!(fake.count(), 1);
+        assert!(tokens
+            .iter()
+            .all(|t| value(t.as_ref().unwrap()) == "token-1"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_provider_is_asked_at_most_about_once_a_second() {
+        let fake = Fake::new(Some(Duration::from_secs(3600)));
+        fake.errors
+            .lock()
+            .unwrap()
+            .extend((0..1000).map(|_| Error::TokenRejected {
+                status: 401,
+                error: "invalid_client".into(),
+                description: None,
+            }));
+        let cache = make_cache(&fake, Duration::from_secs(30));
+        let start = crate::auth::token::now();
+        while crate::auth::token::now() < start + Duration::from_secs(5) {
+            assert!(cache.token().await.is_err());
+        }
+        assert!(fake.count() <= 6, "{} fetches in 5 s", fake.count());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_refresh_that_panics_is_started_again() {
+        let fake = Arc::new(Fake {
+            panic_on: Some(2),
+            ..Fake::with_delay(Some(Duration::from_secs(100)), Duration::from_millis(50))
+        });
+        let cache = make_cache(&fake, Duration::from_secs(60));
+        cache.token().await.unwrap();
+        tokio::time::advance(Duration::from_secs(50)).await;
+        cache.token().await.unwrap(); // due: the refresh starts, and panics
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(fake.count(), 2);
+        assert_eq!(value(&cache.token().await.unwrap()), "token-1");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(fake.count(), 3, "the refresh was started again");
+        assert_eq!(value(&cache.token().await.unwrap()), "token-3");
     }
 }

@@ -48,7 +48,7 @@ mod token_endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cache::{CacheOptions, FetchRetry, TokenCache};
+pub use cache::{CacheOptions, TokenCache, FETCH_BACKOFF};
 pub use client_credentials::{
     Certificate, CertificateAssertion, ClientCredentials, ClientProof, ClientSecret,
     FederatedToken, KognicEnv, Proof, WorkloadIdentity, WorkloadIdentityEnv,

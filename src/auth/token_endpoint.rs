@@ -1,10 +1,11 @@
 //! The one OAuth 2.0 token request every provider makes: POST a form, read a token response.
 //!
 //! Providers differ only in the form fields and client authentication they send, so the wire
-//! details live here once: the `http://` refusal, RFC 6749 Basic encoding, `expires_in` as a number
-//! or a numeric string, the expiry anchored to the moment the request was *sent*, and the mapping
-//! of answers to errors that the cache can classify (transient or not). Nothing here ever formats
-//! a secret, an assertion or a token into a message.
+//! details live here once: the `http://` refusal, RFC 6749 Basic encoding, a body read only up to
+//! [`MAX_BODY`], `expires_in` as a number or a numeric string, the expiry anchored to the moment
+//! the request was *sent* (or the access token's own `exp`, when earlier), and the mapping of
+//! answers to errors that the cache can classify (transient or not). Nothing here ever formats a
+//! secret, an assertion or a token into a message.
 
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,11 +15,16 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYP
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::token::{earliest, expiry, jwt_expiry};
 use super::{Error, FetchedToken};
 use crate::config::SessionConfig;
 use crate::telemetry::catalogue;
 use crate::transport;
 use crate::{redact, retry_after};
+
+/// The most of an OAuth endpoint's answer that is read: a token response is a few kilobytes, and
+/// a misbehaving or hostile endpoint must not make the process buffer gigabytes.
+pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 /// A token endpoint and the HTTP client used only for token requests.
 ///
@@ -90,11 +96,15 @@ impl TokenEndpoint {
     ) -> Result<TokenResponse, Error> {
         tracing::debug!(url = %redact::url(self.url.as_str()), "requesting a token");
         let answer = post_form(&self.http, &self.url, form, auth).await?;
-        let token = parse_token_response(&answer.bytes, answer.sent_at).map_err(|problem| {
-            Error::MalformedResponse {
-                url: redact::url(self.url.as_str()),
-                problem,
-            }
+        let token = parse_token_response(
+            &answer.bytes,
+            answer.sent_at,
+            super::token::now(),
+            SystemTime::now(),
+        )
+        .map_err(|problem| Error::MalformedResponse {
+            url: redact::url(self.url.as_str()),
+            problem,
         })?;
         tracing::debug!(
             url = %redact::url(self.url.as_str()),
@@ -152,12 +162,51 @@ pub(crate) async fn post_form(
         .map_err(unreachable)?;
     let status = response.status().as_u16();
     let retry_after = retry_after::from_headers(response.headers(), SystemTime::now());
-    let bytes = response.bytes().await.map_err(unreachable)?;
-    if (200..300).contains(&status) {
+    let success = (200..300).contains(&status);
+    let bytes = match read_body(response).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::Transport(source)) => return Err(unreachable(source)),
+        Err(BodyError::TooLarge) if success => {
+            return Err(Error::MalformedResponse {
+                url: url.to_string(),
+                problem: "the body is larger than 1 MiB",
+            })
+        }
+        // An error status still counts as one; its body is not needed for that.
+        Err(BodyError::TooLarge) => bytes::Bytes::new(),
+    };
+    if success {
         return Ok(FormAnswer { bytes, sent_at });
     }
     tracing::debug!(url = %redact::url(url.as_str()), status, "OAuth request failed");
     Err(error_response(url, status, &bytes, retry_after))
+}
+
+/// Why a body was not read.
+enum BodyError {
+    /// The connection failed or timed out while reading.
+    Transport(reqwest::Error),
+    /// It is longer than [`MAX_BODY`].
+    TooLarge,
+}
+
+/// The body, refused as soon as it is known to exceed [`MAX_BODY`]: from `Content-Length` before
+/// reading, else while streaming, so a huge or endless body is never held in memory.
+async fn read_body(mut response: reqwest::Response) -> Result<bytes::Bytes, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
 }
 
 /// A token response: the access token and, when the endpoint issued one, a refresh token.
@@ -223,8 +272,14 @@ fn basic_header(id: &str, secret: &SecretString) -> Result<HeaderValue, Error> {
     Ok(header)
 }
 
-/// Reads a 2xx token response. The problem text never quotes the body.
-fn parse_token_response(bytes: &[u8], sent_at: Instant) -> Result<TokenResponse, &'static str> {
+/// Reads a 2xx token response to a request sent at `sent_at` and answered at `now` (`wall` on the
+/// wall clock). The problem text never quotes the body.
+fn parse_token_response(
+    bytes: &[u8],
+    sent_at: Instant,
+    now: Instant,
+    wall: SystemTime,
+) -> Result<TokenResponse, &'static str> {
     let body: Value = serde_json::from_slice(bytes).map_err(|_| "the body is not JSON")?;
     let Value::Object(body) = body else {
         return Err("the body is not a JSON object");
@@ -247,26 +302,29 @@ fn parse_token_response(bytes: &[u8], sent_at: Instant) -> Result<TokenResponse,
         Some(Value::String(token)) if !token.is_empty() => Some(SecretString::from(token.clone())),
         _ => None,
     };
+    // Anchored to when the request left, not when the answer came: the provider's clock started
+    // no later than that, so we can never believe a token lives longer than it says. Its own
+    // `exp`, in whole seconds, may say less.
+    let expires_at = earliest(
+        expires_in.map(|lifetime| expiry(sent_at, lifetime)),
+        jwt_expiry(&value, sent_at, now, wall),
+    );
     Ok(TokenResponse {
-        token: FetchedToken {
-            value,
-            // Anchored to when the request left, not when the answer came: the provider's clock
-            // started no later than that, so we can never believe a token lives longer than it
-            // does.
-            expires_at: expires_in.map(|lifetime| sent_at + lifetime),
-        },
+        token: FetchedToken { value, expires_at },
         refresh_token,
     })
 }
 
-/// `expires_in` as a JSON number or a numeric string (Entra's v1 endpoint sends `"3599"`).
+/// `expires_in` as a JSON number or a numeric string (Entra's v1 endpoint sends `"3599"`); one too
+/// large for a `Duration` is the longest one (and then taken as a year).
 fn expires_in(value: &Value) -> Option<Duration> {
     let seconds = match value {
         Value::Number(number) => number.as_f64()?,
         Value::String(text) => text.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX))
 }
 
 fn error_response(
@@ -301,8 +359,13 @@ fn error_response(
 mod tests {
     use super::*;
 
+    fn parse_at(body: &str, sent: Instant) -> Result<FetchedToken, &'static str> {
+        parse_token_response(body.as_bytes(), sent, sent, SystemTime::now())
+            .map(|response| response.token)
+    }
+
     fn parse(body: &str) -> Result<FetchedToken, &'static str> {
-        parse_token_response(body.as_bytes(), Instant::now()).map(|response| response.token)
+        parse_at(body, Instant::now())
     }
 
     #[test]
@@ -313,7 +376,7 @@ mod tests {
             r#"{"access_token":"t","expires_in":"3599"}"#,
             r#"{"access_token":"t","expires_in":3599.0}"#,
         ] {
-            let token = parse_token_response(body.as_bytes(), sent).unwrap().token;
+            let token = parse_at(body, sent).unwrap();
             assert_eq!(
                 token.expires_at,
                 Some(sent + Duration::from_secs(3599)),
@@ -321,6 +384,67 @@ mod tests {
             );
         }
         assert_eq!(parse(r#"{"access_token":"t"}"#).unwrap().expires_at, None);
+    }
+
+    #[test]
+    fn huge_lifetimes_are_taken_as_a_year_without_panicking() {
+        let sent = Instant::now();
+        for expires_in in [
+            "9300000000000000000",
+            "1e19",
+            "1e308",
+            r#""1e19""#,
+            r#""1e308""#,
+            "18446744073709551615",
+        ] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{expires_in}}}"#);
+            let token = parse_at(&body, sent).unwrap();
+            assert_eq!(
+                token.expires_at,
+                Some(sent + super::super::token::MAX_LIFETIME),
+                "{expires_in}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_jwt_access_token_expires_by_its_own_exp_when_that_is_earlier() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let wall = SystemTime::now();
+        let epoch = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let jwt = |exp: u64| {
+            let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"iat":{epoch},"exp":{exp}}}"#));
+            format!("eyJhbGciOiJSUzI1NiJ9.{payload}.sig")
+        };
+        let sent = Instant::now();
+        let body = |exp, expires_in| {
+            format!(
+                r#"{{"access_token":"{}","expires_in":{expires_in}}}"#,
+                jwt(exp)
+            )
+        };
+        let parsed = |text: String| {
+            parse_token_response(text.as_bytes(), sent, sent, wall)
+                .unwrap()
+                .token
+                .expires_at
+                .unwrap()
+        };
+        // exp is whole seconds: the token dies before `expires_in` from sending says.
+        let whole_seconds = parsed(body(epoch + 3, 3));
+        assert!(whole_seconds <= sent + Duration::from_secs(3));
+        assert!(whole_seconds > sent + Duration::from_secs(2));
+        // A lying expires_in: exp wins.
+        let lying = parsed(body(epoch + 60, 3600));
+        assert!(lying <= sent + Duration::from_secs(60));
+        // exp later than expires_in: expires_in wins.
+        assert_eq!(
+            parsed(body(epoch + 3600, 60)),
+            sent + Duration::from_secs(60)
+        );
     }
 
     #[test]

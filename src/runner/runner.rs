@@ -1,17 +1,20 @@
 //! [`Runner`]: builds the tasks from the config and runs them until shutdown (or once).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio_util::task::TaskTracker;
 
-use super::schedule::Schedule;
+use super::schedule::{Schedule, RESTART_BACKOFF};
 use super::shutdown::Shutdown;
 use super::sink::Destination;
 use super::state::{StateError, StateStore};
 use super::supervisor::{error_chain, Supervisor};
 use super::task::Task;
 use crate::auth::{Credentials, Provider};
+use crate::backoff::{Backoff, Jitter};
 use crate::config::{self, Config, Problem};
 use crate::session::Session;
 use crate::telemetry::{self, Readiness, ServerState};
@@ -217,7 +220,7 @@ impl RunnerBuilder {
                 background.push(tokio::spawn(telemetry::metrics::upkeep(metrics)));
             }
         }
-        background.push(tokio::spawn(watch_token(
+        background.push(tokio::spawn(supervise_token_watch(
             credentials,
             readiness.clone(),
             shutdown.clone(),
@@ -324,10 +327,39 @@ async fn run_tasks(
     Ok(())
 }
 
+/// How soon [`watch_token`] asks again while no token can be had: 400 ms doubling to 30 s.
+const TOKEN_WATCH_RETRY: Backoff = Backoff::new(
+    Duration::from_millis(400),
+    Duration::from_secs(30),
+    Jitter::None,
+);
+
+/// Runs [`watch_token`] and, should it panic, takes readiness down, says so and starts it again
+/// after a restart delay: the watcher never dies silently, leaving `/readyz` stuck where it was.
+async fn supervise_token_watch(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
+    let mut delays = RESTART_BACKOFF.delays();
+    loop {
+        let watch = watch_token(credentials.clone(), readiness.clone(), shutdown.clone());
+        if AssertUnwindSafe(watch).catch_unwind().await.is_ok() {
+            return;
+        }
+        readiness.set_token_ok(false);
+        let delay = delays.next().unwrap_or_default();
+        tracing::error!(
+            restart_in_seconds = delay.as_secs_f64(),
+            "the token watcher panicked; not ready until it has a token again"
+        );
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
 /// Keeps the `token_ok` readiness flag current: true once a token is at hand, false while none
 /// can be had (the cache only errs when the token has expired and cannot be refreshed).
 async fn watch_token(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
-    let mut retry = Duration::from_millis(200);
+    let mut retries = TOKEN_WATCH_RETRY.delays();
     loop {
         let wait = match credentials.token().await {
             Ok(None) => {
@@ -336,14 +368,13 @@ async fn watch_token(credentials: Credentials, readiness: Readiness, shutdown: S
             }
             Ok(Some(_)) => {
                 readiness.set_token_ok(true);
-                retry = Duration::from_millis(200);
+                retries.reset();
                 Duration::from_secs(5)
             }
             Err(error) => {
                 readiness.set_token_ok(false);
                 tracing::warn!(error = %error_chain(&error), "no access token; not ready");
-                retry = (retry * 2).min(Duration::from_secs(30));
-                retry
+                retries.next().unwrap_or_default()
             }
         };
         tokio::select! {

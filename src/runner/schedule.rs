@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use crate::backoff::{Backoff, Delays, Jitter};
 use crate::config::{self, ScheduleName};
 
 /// A task's schedule, ready to compute wake-up times.
@@ -14,7 +15,7 @@ use crate::config::{self, ScheduleName};
 pub enum Schedule {
     /// Once, before every other task.
     Startup,
-    /// Runs for as long as it goes on; started again with [`RestartBackoff`] when it returns.
+    /// Runs for as long as it goes on; started again after a [`RESTART_BACKOFF`] delay when it returns.
     Continuous,
     /// Every `every`, the first run after `first` (zero by default).
     Interval {
@@ -50,46 +51,24 @@ impl Schedule {
     }
 }
 
-/// The restart delay of continuous tasks: 1 s, doubling up to 60 s, back to 1 s after a run that
-/// stayed up for 10 minutes.
-#[derive(Debug, Clone)]
-pub struct RestartBackoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-    healthy_after: Duration,
-}
+/// The restart delays of continuous tasks: 1 s, doubling up to 60 s, exact (a person reads them
+/// in the logs, and one process restarting one task makes no herd to spread).
+pub const RESTART_BACKOFF: Backoff = Backoff::new(
+    Duration::from_secs(1),
+    Duration::from_secs(60),
+    Jitter::None,
+);
 
-impl Default for RestartBackoff {
-    fn default() -> Self {
-        Self::new(
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-            Duration::from_secs(600),
-        )
-    }
-}
+/// A run that stayed up this long was healthy: the restart after it starts again from 1 s.
+pub const HEALTHY_RUN: Duration = Duration::from_secs(600);
 
-impl RestartBackoff {
-    /// A backoff from `min` doubling to `max`, reset by a run that lasted `healthy_after`.
-    pub fn new(min: Duration, max: Duration, healthy_after: Duration) -> Self {
-        Self {
-            next: min,
-            min,
-            max,
-            healthy_after,
-        }
+/// The delay before restarting a continuous task whose last run lasted `ran_for`, from its
+/// sequence of [`RESTART_BACKOFF`] delays.
+pub fn restart_delay(delays: &mut Delays, ran_for: Duration) -> Duration {
+    if ran_for >= HEALTHY_RUN {
+        delays.reset();
     }
-
-    /// The delay before restarting a run that lasted `ran_for`.
-    pub fn delay(&mut self, ran_for: Duration) -> Duration {
-        if ran_for >= self.healthy_after {
-            self.next = self.min;
-        }
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
-    }
+    delays.next().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -97,16 +76,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_caps_and_resets() {
-        let mut backoff = RestartBackoff::default();
+    fn restart_delays_double_cap_and_reset_after_a_healthy_run() {
+        let mut backoff = RESTART_BACKOFF.delays();
         let short = Duration::from_secs(1);
-        let delays: Vec<u64> = (0..8).map(|_| backoff.delay(short).as_secs()).collect();
+        let delays: Vec<u64> = (0..8)
+            .map(|_| restart_delay(&mut backoff, short).as_secs())
+            .collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(
-            backoff.delay(Duration::from_secs(600)),
+            restart_delay(&mut backoff, HEALTHY_RUN),
             Duration::from_secs(1)
         );
-        assert_eq!(backoff.delay(short), Duration::from_secs(2));
+        assert_eq!(restart_delay(&mut backoff, short), Duration::from_secs(2));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::schedule::{RestartBackoff, Schedule};
+use super::schedule::{restart_delay, Schedule, RESTART_BACKOFF};
 use super::sink::Destination;
 use super::state::StateStore;
 use super::task::{Task, TaskContext, TaskError};
@@ -200,14 +200,14 @@ impl Supervisor {
     }
 
     async fn drive_continuous(self: Arc<Self>) {
-        let mut backoff = RestartBackoff::default();
+        let mut delays = RESTART_BACKOFF.delays();
         while !self.shutdown.is_triggered() {
             let started = Instant::now();
             let outcome = self.run_now().await;
             if self.shutdown.is_triggered() {
                 return;
             }
-            let delay = backoff.delay(started.elapsed());
+            let delay = restart_delay(&mut delays, started.elapsed());
             tracing::info!(task = %self.name, result = outcome.label(), delay_seconds = delay.as_secs_f64(), "continuous task ended; restarting after a delay");
             tokio::select! {
                 _ = self.shutdown.wait() => return,

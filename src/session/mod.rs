@@ -15,8 +15,8 @@
 //!      token for everyone who saw the same 401, and the request is resent once. A second 401 is
 //!      an error, never a loop;
 //!    - connection error, timeout or a `retry-on` status: wait the server's `Retry-After` (capped
-//!      by `max-retry-after`, default `max-backoff`) or a [`Backoff`] delay (exponential, full
-//!      jitter), at most `max-retries` times;
+//!      by `max-retry-after`, default `max-backoff`) or a [`Backoff`](crate::backoff::Backoff)
+//!      delay (exponential, full jitter), at most `max-retries` times;
 //!    - anything else: an [`Error`] naming the URL (without query), status, attempts and, for
 //!      4xx, the start of the body.
 //!
@@ -42,7 +42,6 @@
 //! # Ok(()) }
 //! ```
 
-mod backoff;
 mod client;
 mod error;
 mod events;
@@ -53,7 +52,6 @@ mod send;
 
 /// `tapline/<version>`, the user agent of every request (defined by the transport).
 pub use crate::transport::USER_AGENT;
-pub use backoff::{Backoff, Delays};
 pub use error::Error;
 pub use request::RequestBuilder;
 pub use retry::{Decision, GiveUp, Outcome, Progress, Reason, RetryPolicy, Wait};

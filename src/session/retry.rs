@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::Backoff;
+use crate::backoff::{Backoff, Jitter};
 use crate::config::RetryConfig;
 
 /// What one attempt produced, as far as retrying is concerned.
@@ -140,7 +140,11 @@ impl RetryPolicy {
                 .iter()
                 .filter_map(|code| StatusCode::from_u16(*code).ok())
                 .collect(),
-            backoff: Backoff::new(config.initial_backoff.get(), config.max_backoff.get()),
+            backoff: Backoff::new(
+                config.initial_backoff.get(),
+                config.max_backoff.get(),
+                Jitter::Full,
+            ),
             max_retry_after: config.max_retry_after.unwrap_or(config.max_backoff).get(),
         }
     }

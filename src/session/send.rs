@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use backon::BackoffBuilder;
 use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, Response};
 use tracing::Instrument;
@@ -161,7 +160,7 @@ impl Session {
     async fn send_loop(&self, mut request: Prepared) -> Result<Response, Error> {
         let shared = &*self.shared;
         let task = &self.label;
-        let mut delays = shared.policy.backoff().build();
+        let mut delays = shared.policy.backoff().delays();
         let mut progress = Progress {
             replayable: request.body.replayable(),
             ..Progress::default()

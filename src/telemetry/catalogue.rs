@@ -108,6 +108,15 @@ pub const TOKEN_EXPIRY: Metric = Metric {
     help: "Lifetime left on the access token when it was last obtained, in seconds.",
 };
 
+/// Lifetimes taken shorter or longer than the identity provider said (src/auth/token.rs).
+pub const TOKEN_LIFETIME_CLAMPED: Metric = Metric {
+    name: "tapline_token_lifetime_clamped_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["reason"],
+    help: "Token lifetimes clamped: too_short (raised to the minimum, so the identity provider is not asked on every request) or too_long (capped at a year).",
+};
+
 /// Every run and skipped run (src/runner/supervisor.rs).
 pub const TASK_RUNS: Metric = Metric {
     name: "tapline_task_runs_total",
@@ -162,6 +171,7 @@ pub const ALL: &[Metric] = &[
     HTTP_RETRIES,
     TOKEN_REQUESTS,
     TOKEN_EXPIRY,
+    TOKEN_LIFETIME_CLAMPED,
     TASK_RUNS,
     TASK_RUN_DURATION,
     TASK_LAST_SUCCESS,

@@ -314,13 +314,13 @@ async fn kognic_credentials_file_gets_a_verified_token_from_the_kognic_path() {
     assert_eq!(idp.arrivals(&key).await.len(), 1);
 }
 
-/// 200 callers at a time, three times: at start, while a refresh is due (token still valid), and
+/// 200 callers at a time, three times: at start, while a refresh is due (token still usable), and
 /// after the token expired unused. Each wave costs exactly one token request, and no caller
-/// ever gets a token past its expiry.
+/// ever gets a token past the end of its use, nor one the provider considers expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_callers_cause_one_token_request_per_refresh() {
     let idp = idp();
-    let client = idp.secret_client(false, 3).await;
+    let client = idp.secret_client(false, 6).await;
     let credentials = credentials(&format!(
         "type: client-secret\ntoken-url: {}\nclient-id: {}\nclient-secret: {}\nrefresh-margin: 30s\n",
         idp.token_url(), client.id, client.secret
@@ -338,15 +338,16 @@ async fn two_hundred_concurrent_callers_cause_one_token_request_per_refresh() {
         for result in &results {
             let (token, at, wall) = result.as_ref().unwrap();
             assert!(
-                token.expires_at().unwrap() > *at,
-                "served a token past its expiry"
+                token.usable_until().unwrap() > *at,
+                "served a token past the end of its use"
             );
-            // The provider's `exp` is whole seconds from a rounded-down `iat`, so it may read up
-            // to a second earlier than the expiry we measure from the request's departure.
+            // The provider's `exp` is whole seconds from a rounded-down `iat`, so it may be up to
+            // a second earlier than `expires_in` from the request's departure; it is honoured,
+            // with a skew of at least a second to spare.
             let exp = jwt::claims(text(token))["exp"].as_u64().unwrap();
             assert!(
-                exp * 1000 + 1000 > *wall,
-                "served a token the provider considers expired"
+                exp * 1000 > *wall + 1000,
+                "served a token the provider considers (nearly) expired"
             );
         }
         results
@@ -362,9 +363,11 @@ async fn two_hundred_concurrent_callers_cause_one_token_request_per_refresh() {
         "one request for 200 callers at start"
     );
 
-    // The 30 s margin is clamped to half of 3 s: from 1.5 s a refresh is due, but the token is
-    // valid until 3 s, so callers get it at once and one background refresh runs.
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // A 6 s token is used until a 1.5 s skew before it expires (3.5 to 4.5 s after the request,
+    // as `exp` is whole seconds), and the 30 s margin is clamped to half of that: from 2.25 s at
+    // the latest a refresh is due, but the token is still usable, so callers get it at once and
+    // one background refresh runs.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
     let during = wave().await;
     assert!(
         during.iter().all(|t| Arc::ptr_eq(t, &first[0])),
@@ -379,7 +382,7 @@ async fn two_hundred_concurrent_callers_cause_one_token_request_per_refresh() {
     assert_eq!(idp.issued(&client.id).await, 2, "one background refresh");
 
     // Let the refreshed token expire with nobody asking, then 200 callers at once.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     let after = wave().await;
     assert_eq!(
         idp.issued(&client.id).await,
@@ -517,4 +520,99 @@ async fn retry_after_from_the_token_endpoint_is_honoured() {
         "waited {} ms",
         arrivals[1] - arrivals[0]
     );
+}
+
+/// The provider's answers to the next requests under a fresh fault key, and credentials that ask
+/// it through that key.
+async fn scripted(bodies: &[Value]) -> Credentials {
+    let idp = idp();
+    let client = idp.secret_client(false, 3600).await;
+    let key = unique("scripted");
+    let faults: Vec<Value> = bodies
+        .iter()
+        .map(|body| json!({"status": 200, "body": body}))
+        .collect();
+    idp.queue_faults(&key, Value::Array(faults)).await;
+    credentials(&format!(
+        "type: client-secret\ntoken-url: {}\nclient-id: {}\nclient-secret: {}\n",
+        idp.faulty_token_url(&key),
+        client.id,
+        client.secret
+    ))
+}
+
+#[tokio::test]
+async fn huge_lifetimes_are_taken_as_a_year_and_never_panic() {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    for expires_in in [
+        json!(9.3e18),
+        json!(1e19),
+        json!(1e308),
+        json!(u64::MAX),
+        json!("1e19"),
+        json!("1e308"),
+    ] {
+        let credentials =
+            scripted(&[json!({"access_token": "huge", "expires_in": expires_in})]).await;
+        let before = Instant::now();
+        let token = token(&credentials).await.unwrap();
+        let expires_at = token.expires_at().unwrap();
+        assert!(
+            expires_at >= before + YEAR - Duration::from_secs(1)
+                && expires_at <= Instant::now() + YEAR,
+            "{expires_in}: {:?}",
+            expires_at - before
+        );
+    }
+}
+
+/// A loopback token endpoint answering a valid token response padded to `size` bytes, with a
+/// `Content-Length` or streamed in chunks without one.
+fn padded_token_endpoint(size: usize, content_length: bool) -> String {
+    use axum::body::{Body, Bytes};
+    let head = br#"{"access_token":"big","expires_in":3600,"pad":""#.to_vec();
+    let answer = move || {
+        let head = head.clone();
+        async move {
+            let pad = size - head.len() - 2;
+            let body = if content_length {
+                let mut whole = head;
+                whole.extend(std::iter::repeat_n(b'a', pad));
+                whole.extend_from_slice(b"\"}");
+                Body::from(whole)
+            } else {
+                let chunks = std::iter::once(Bytes::from(head))
+                    .chain((0..pad / 65536).map(|_| Bytes::from(vec![b'a'; 65536])))
+                    .chain(std::iter::once(Bytes::from(vec![b'a'; pad % 65536])))
+                    .chain(std::iter::once(Bytes::from_static(b"\"}")))
+                    .map(Ok::<_, std::io::Error>);
+                Body::from_stream(futures::stream::iter(chunks))
+            };
+            ([("content-type", "application/json")], body)
+        }
+    };
+    let router = axum::Router::new().route("/token", axum::routing::post(answer));
+    format!("{}/token", crate::harness::loopback::serve(router).base())
+}
+
+#[tokio::test]
+async fn a_token_response_over_one_mebibyte_is_refused_while_reading() {
+    for content_length in [true, false] {
+        let credentials = credentials(&format!(
+            "type: client-secret\ntoken-url: {}\nclient-id: c\nclient-secret: s\n",
+            padded_token_endpoint(8 << 20, content_length)
+        ));
+        let error = token(&credentials).await.unwrap_err();
+        assert!(
+            matches!(error, Error::MalformedResponse { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("larger than 1 MiB"), "{error}");
+    }
+    // Exactly 1 MiB is still read.
+    let credentials = credentials(&format!(
+        "type: client-secret\ntoken-url: {}\nclient-id: c\nclient-secret: s\n",
+        padded_token_endpoint(1 << 20, false)
+    ));
+    assert_eq!(text(&token(&credentials).await.unwrap()), "big");
 }

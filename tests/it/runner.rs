@@ -471,6 +471,84 @@ async fn readyz_is_503_before_the_first_token_200_after_and_503_in_shutdown() {
     );
 }
 
+/// Runs the runner with a telemetry server and `credentials` until `/readyz` answers 200 (true)
+/// or `wait` passes (false), then shuts it down.
+async fn becomes_ready(credentials: Credentials, wait: Duration) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let registry = registry(&log);
+    let port = loopback::free_port();
+    let config = config(
+        &dir,
+        &registry,
+        "  - {name: idle, type: ok, schedule: {interval: 1h}}\n",
+        &format!("server: {{listen: 127.0.0.1:{port}}}\n"),
+    );
+    let shutdown = Shutdown::new();
+    let runner = registry
+        .runner(config)
+        .unwrap()
+        .handle_signals(false)
+        .shutdown(shutdown.clone())
+        .credentials(credentials);
+    let handle = tokio::spawn(runner.run());
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let deadline = Instant::now() + wait;
+    let mut ready = false;
+    while Instant::now() < deadline && !ready {
+        ready = loopback::get(&readyz).await.map(|(status, _)| status) == Some(200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.trigger();
+    handle.await.unwrap().unwrap();
+    ready
+}
+
+#[tokio::test]
+async fn a_huge_expires_in_does_not_keep_readyz_at_503() {
+    let idp = crate::harness::idp::idp();
+    let client = idp.secret_client(false, 3600).await;
+    let key = crate::harness::unique("huge-readyz");
+    idp.queue_faults(
+        &key,
+        serde_json::json!([{"status": 200, "body": {"access_token": "t", "expires_in": "1e308"}}]),
+    )
+    .await;
+    let auth: tapline::config::ComponentConfig = serde_json::from_value(serde_json::json!({
+        "type": "client-secret",
+        "token-url": idp.faulty_token_url(&key),
+        "client-id": client.id,
+        "client-secret": client.secret,
+    }))
+    .unwrap();
+    let provider = Registry::builtin().provider_for(&auth).unwrap();
+    let credentials = provider.credentials(&Default::default()).unwrap();
+    assert!(becomes_ready(credentials, Duration::from_secs(10)).await);
+}
+
+/// A token source whose first fetch panics; later ones hand out a token.
+#[derive(Debug, Default)]
+struct PanicsOnce(AtomicUsize);
+
+#[async_trait::async_trait]
+impl TokenSource for PanicsOnce {
+    async fn fetch(&self) -> Result<FetchedToken, tapline::auth::Error> {
+        assert_ne!(self.0.fetch_add(1, Ordering::SeqCst), 0, "scripted panic");
+        Ok(FetchedToken {
+            value: SecretString::from("after-the-panic".to_string()),
+            expires_at: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_token_watcher_that_panics_is_started_again() {
+    let source = Arc::new(PanicsOnce::default());
+    let credentials = Credentials::from_source(source.clone());
+    assert!(becomes_ready(credentials, Duration::from_secs(10)).await);
+    assert!(source.0.load(Ordering::SeqCst) >= 2);
+}
+
 /// The value of the sample of `name` whose labels include all of `labels`, 0 when absent.
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()

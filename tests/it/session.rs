@@ -74,7 +74,7 @@ async fn retries_503_twice_then_succeeds_with_growing_backoff() {
         "success on the third attempt"
     );
     // Full jitter draws each wait from [0, ceiling], the ceiling doubling per retry (50 ms, then
-    // 100 ms here; the growth itself is unit-tested in session::backoff). What is checked here is
+    // 100 ms here; the growth itself is unit-tested in tapline::backoff). What is checked here is
     // that the session really waited what it decided before each retry.
     let waits = logged_waits(&log.text());
     assert_eq!(waits.len(), 2, "two retries logged: {waits:?}");
@@ -409,6 +409,105 @@ async fn short_lived_tokens_are_valid_on_arrival_under_load() {
     assert_eq!(
         requests.len(),
         requests.iter().filter(|r| r.token_check.is_some()).count()
+    );
+}
+
+/// A short token whose refresh is slow (the provider hangs 2 s): the old token must not be sent
+/// in its last second while the new one is on its way; callers wait for the new one instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_refresh_never_lets_an_expired_token_go_out() {
+    let api = Api::start().await.verifying(idp()).await;
+    let client = idp().secret_client(false, 3).await;
+    let key = crate::harness::unique("slow-refresh");
+    // The first token comes at once, every later one after 2 s.
+    let slow: Vec<_> = (0..20)
+        .map(|_| serde_json::json!({"hang_ms": 2000}))
+        .collect();
+    idp()
+        .queue_faults(&key, serde_json::json!([{"hang_ms": 0}]))
+        .await;
+    idp()
+        .queue_faults(&key, serde_json::Value::Array(slow))
+        .await;
+    let auth: tapline::config::AuthConfig = serde_json::from_value(serde_json::json!({
+        "type": "client-secret",
+        "token-url": idp().faulty_token_url(&key),
+        "client-id": client.id,
+        "client-secret": client.secret,
+    }))
+    .unwrap();
+    let credentials = Credentials::from_auth(&auth, &SessionConfig::default()).unwrap();
+    let session = Session::new(&config(&api.base_url()), credentials).unwrap();
+    let until = Instant::now() + Duration::from_secs(8);
+
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let session = session.clone();
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    session.get("load").send().await?;
+                    tokio::time::sleep(10 * MS).await;
+                }
+                Ok::<_, tapline::session::Error>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("no request fails");
+    }
+
+    let requests = api.requests_to("/load");
+    let rejected: Vec<_> = requests
+        .iter()
+        .filter_map(|r| r.token_check.clone().and_then(Result::err))
+        .collect();
+    assert!(requests.len() > 100, "only {} requests", requests.len());
+    assert!(
+        rejected.is_empty(),
+        "{} of {} requests carried an expired token: {:?}",
+        rejected.len(),
+        requests.len(),
+        rejected.first()
+    );
+}
+
+/// An identity provider issuing tokens that live 0 seconds: the session must not turn every API
+/// request into a token request.
+#[tokio::test]
+async fn zero_second_tokens_cost_about_one_token_request_a_second() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The recorder of this thread only; the test runs on a current-thread runtime.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let api = Api::start().await;
+    let (client, credentials) = client(0).await;
+    let session = Session::new(&config(&api.base_url()), credentials).unwrap();
+    let started = Instant::now();
+
+    let requests = (0..300).map(|_| {
+        let session = session.clone();
+        async move { session.get("items").send().await.map(|r| r.status()) }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    // And a slow trickle, each request on its own.
+    for _ in 0..30 {
+        session.get("items").send().await.unwrap();
+        tokio::time::sleep(50 * MS).await;
+    }
+
+    assert!(statuses
+        .iter()
+        .all(|s| *s.as_ref().unwrap() == StatusCode::OK));
+    let seconds = started.elapsed().as_secs();
+    let issued = idp().issued(&client.id).await;
+    assert!(
+        issued <= seconds + 2,
+        "{issued} token requests for 330 API requests in {seconds} s"
+    );
+    let clamped = handle.render();
+    assert!(
+        clamped.contains(r#"tapline_token_lifetime_clamped_total{reason="too_short"}"#),
+        "{clamped}"
     );
 }
 

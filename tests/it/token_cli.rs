@@ -413,3 +413,70 @@ fn a_plain_http_token_url_off_loopback_is_refused() {
     assert!(run.stderr.contains("plain http://"), "{}", run.stderr);
     assert!(!run.all_output().contains("Secret-not-sent"));
 }
+
+#[tokio::test]
+async fn a_huge_expires_in_neither_panics_token_nor_validate() {
+    let client = idp().secret_client(false, 3600).await;
+    let key = crate::harness::unique("huge-expires-in");
+    let answer = json!({"status": 200, "body": {"access_token": "long-lived", "expires_in": 1e19}});
+    idp()
+        .queue_faults(&key, json!([answer.clone(), answer]))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "tapline.yaml",
+        &format!(
+            "auth:\n  type: client-secret\n  token-url: {}\n  client-id: {}\n  client-secret: {}\n",
+            idp().faulty_token_url(&key),
+            client.id,
+            client.secret
+        ),
+    );
+    let token = token_with(&config);
+    assert_eq!(printed_token(&token), "long-lived");
+    let check = run_check(&config);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    // Taken as a year.
+    assert!(
+        check.stdout.contains("token obtained (expires in 3153"),
+        "{}",
+        check.stdout
+    );
+}
+
+#[test]
+fn a_huge_expires_on_in_the_login_token_cache_is_taken_as_a_year() {
+    use secrecy::SecretString;
+    use tapline::auth::{CachedLogin, TokenCacheFile};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens.json");
+    let authority = "http://127.0.0.1:9/";
+    TokenCacheFile::new(&cache)
+        .store(
+            &TokenCacheFile::key(authority, "cli-client", &["api.read".to_string()]),
+            Some(&CachedLogin {
+                access_token: Some(SecretString::from("cached-token")),
+                expires_on: Some(u64::MAX),
+                refresh_token: None,
+            }),
+        )
+        .unwrap();
+    let config = write(
+        dir.path(),
+        "tapline.yaml",
+        &format!(
+            "auth:\n  type: device-code\n  authority-url: {authority}\n  client-id: cli-client\n  scopes: api.read\n  token-cache: {}\n",
+            cache.display()
+        ),
+    );
+    let run = token_with(&config);
+    assert_eq!(printed_token(&run), "cached-token");
+    let check = run_check(&config);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(
+        check.stdout.contains("token obtained (expires in 3153"),
+        "{}",
+        check.stdout
+    );
+}

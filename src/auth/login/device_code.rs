@@ -59,10 +59,12 @@ impl DeviceCode {
             authorization.verification_uri_complete.as_deref(),
         );
         let device_code = SecretString::from(authorization.device_code);
-        let deadline = crate::auth::token::now()
-            + authorization
+        let deadline = crate::auth::token::expiry(
+            crate::auth::token::now(),
+            authorization
                 .expires_in
-                .map_or(DEFAULT_CODE_LIFETIME, Duration::from_secs);
+                .map_or(DEFAULT_CODE_LIFETIME, Duration::from_secs),
+        );
         let mut interval = authorization
             .interval
             .filter(|seconds| *seconds > 0)
@@ -94,7 +96,7 @@ impl DeviceCode {
                     tracing::debug!("device login pending");
                 }
                 Err(Error::TokenRejected { error, .. }) if error == "slow_down" => {
-                    interval += SLOW_DOWN_STEP;
+                    interval = interval.saturating_add(SLOW_DOWN_STEP);
                     tracing::debug!(
                         interval_secs = interval.as_secs(),
                         "the identity provider asked to poll more slowly"

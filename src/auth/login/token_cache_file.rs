@@ -26,6 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic_file::{self, Access};
+use crate::auth::token::MAX_LIFETIME;
 use crate::auth::Error;
 
 /// The file format version; a file with another version is treated as empty.
@@ -138,7 +139,7 @@ impl TokenCacheFile {
         let data = self.read()?;
         Ok(data.entries.get(key).map(|entry| CachedLogin {
             access_token: entry.access_token.clone().map(SecretString::from),
-            expires_on: entry.expires_on,
+            expires_on: entry.expires_on.map(believable_expiry),
             refresh_token: entry.refresh_token.clone().map(SecretString::from),
         }))
     }
@@ -304,6 +305,17 @@ fn lock_exclusive(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An `expires_on` read from the file, at most [`MAX_LIFETIME`] from now: the file may have been
+/// edited or damaged, and an expiry centuries away must neither be believed nor overflow the
+/// arithmetic that turns it into an instant.
+fn believable_expiry(expires_on: u64) -> u64 {
+    let latest = epoch_now().saturating_add(MAX_LIFETIME.as_secs());
+    if expires_on > latest {
+        tracing::warn!(expires_on, "the token cache file gives an access token an expiry more than a year away; taking it as one year");
+    }
+    expires_on.min(latest)
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn epoch_now() -> u64 {
     std::time::SystemTime::now()
@@ -407,6 +419,30 @@ mod tests {
             .forget_refresh_token("k", &SecretString::from("rt-new"))
             .unwrap());
         assert!(cache.load("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn an_expiry_beyond_a_year_is_read_as_a_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let cache = TokenCacheFile::new(&path);
+        for huge in [u64::MAX, 9_300_000_000_000_000_000] {
+            let entry = CachedLogin {
+                expires_on: Some(huge),
+                ..login("rt")
+            };
+            cache.store("k", Some(&entry)).unwrap();
+            let before = epoch_now();
+            let read = cache.load("k").unwrap().unwrap().expires_on.unwrap();
+            let year = MAX_LIFETIME.as_secs();
+            assert!(
+                read >= before + year && read <= epoch_now() + year,
+                "{read}"
+            );
+        }
+        // Ordinary values are kept as they are.
+        cache.store("k", Some(&login("rt"))).unwrap();
+        assert_eq!(cache.load("k").unwrap().unwrap().expires_on, Some(42));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Auth checks, for all paths:
 //! - [`Api::verifying`]: every bearer token must be a JWT signed by the test identity provider
-//!   (checked against its JWKS, `exp` checked at arrival with no leeway); anything else gets 401;
+//!   (checked against its JWKS, `exp` checked at arrival to the millisecond, no leeway); anything
+//!   else gets 401;
 //! - [`Api::revoke`]: requests carrying that exact `Authorization` value get 401;
 //! - [`Api::always_unauthorized`]: every request gets 401.
 
@@ -15,7 +16,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
@@ -115,9 +116,20 @@ impl Verifier {
             .and_then(|kid| self.keys.find(kid))
             .ok_or("unknown signing key")?;
         let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-        jsonwebtoken::decode::<serde_json::Value>(token, &key, &self.validation)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &self.validation)
+            .map_err(|e| e.to_string())?
+            .claims;
+        // jsonwebtoken compares `exp` with the current whole second, which lets a token through
+        // for up to a second after it expired; RFC 7519 wants "now" strictly before `exp`.
+        let exp_ms = claims["exp"].as_u64().ok_or("no numeric exp")? * 1000;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64;
+        if now_ms >= exp_ms {
+            return Err(format!("expired {} ms before it arrived", now_ms - exp_ms));
+        }
+        Ok(())
     }
 }
 
@@ -158,7 +170,7 @@ impl Api {
     }
 
     /// Checks every bearer token against the identity provider's keys (`iss`, `aud`, `exp` at
-    /// arrival, no leeway); a request without a valid one gets 401.
+    /// arrival to the millisecond, no leeway); a request without a valid one gets 401.
     pub async fn verifying(self, idp: &super::idp::Idp) -> Self {
         let keys: JwkSet = serde_json::from_value(idp.jwks().await).expect("a JWK set");
         let mut validation = Validation::new(Algorithm::RS256);
