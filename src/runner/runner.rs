@@ -227,6 +227,7 @@ impl RunnerBuilder {
                 &state,
                 &shutdown,
                 &tracker,
+                &readiness,
             );
             match schedule {
                 Schedule::Startup => startup.push(supervisor),
