@@ -13,10 +13,10 @@
 //!   sink: {type: jsonl, path: out/quickstart.jsonl}
 //! ```
 //!
-//! A run finds the files ([`walk`]), recognises them by identity rather than by name
-//! ([`identity`]), decides where each one is read from ([`plan`]), then streams each one
-//! ([`reader`]) a sink batch at a time: every batch is delivered and only then is its offset
-//! saved to the state file ([`checkpoint`]), so memory holds one batch, and a crash or a failed
+//! A run finds the files (`walk`), recognises them by identity rather than by name
+//! (`identity`), decides where each one is read from (`plan`), then streams each one
+//! (`reader`) a sink batch at a time: every batch is delivered and only then is its offset
+//! saved to the state file (`checkpoint`), so memory holds one batch, and a crash or a failed
 //! batch sends again only the batch in progress.
 
 mod checkpoint;
