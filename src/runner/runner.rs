@@ -11,7 +11,7 @@ use super::schedule::{Schedule, RESTART_BACKOFF};
 use super::shutdown::Shutdown;
 use super::sink::Destination;
 use super::state::{StateError, StateStore};
-use super::supervisor::{error_chain, Supervisor};
+use super::supervisor::{error_chain, Host, Supervisor};
 use super::task::Task;
 use crate::auth::{Credentials, Provider};
 use crate::backoff::{Backoff, Jitter};
@@ -227,6 +227,13 @@ impl RunnerBuilder {
         )));
 
         let tracker = TaskTracker::new();
+        let host = Host {
+            session,
+            state: state.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            readiness: readiness.clone(),
+        };
         let mut startup = Vec::new();
         let mut others = Vec::new();
         for (index, spec) in plan.tasks.into_iter().enumerate() {
@@ -238,15 +245,7 @@ impl RunnerBuilder {
                         message,
                     }],
                 })?;
-            let supervisor = Supervisor::new(
-                &spec.name,
-                spec.task,
-                spec.destination,
-                &session,
-                &state,
-                &shutdown,
-                &tracker,
-            );
+            let supervisor = Supervisor::new(spec, &host);
             match schedule {
                 Schedule::Startup => startup.push(supervisor),
                 schedule => others.push((supervisor, schedule)),

@@ -204,7 +204,14 @@ impl StateHandle {
             .map_err(|source| self.value_error(key, source))
     }
 
-    /// Sets `key` to `value`; the store is saved after the run (or at shutdown).
+    /// Writes the whole store to disk now if anything changed: for a task that moves its cursor
+    /// several times in one run, so that a crash loses at most the step in progress.
+    pub async fn save(&self) -> Result<(), StateError> {
+        self.store.save().await
+    }
+
+    /// Sets `key` to `value`; the store is saved after the run (or at shutdown), or earlier by
+    /// [`Self::save`].
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), StateError> {
         let value = serde_json::to_value(value).map_err(|source| self.value_error(key, source))?;
         let mut tasks = self.store.lock();

@@ -1,6 +1,10 @@
 //! Drives one task along its schedule: spawns each run, catches panics, skips a run whose
 //! predecessor is still going, restarts continuous tasks with backoff, counts every outcome and
 //! saves the state after each run that changed it.
+//!
+//! A run whose state could not be saved counts as failed, and clears the `state_ok` readiness
+//! flag until a save succeeds: its cursor lives only in memory, so a restart would extract the
+//! same records again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,8 +17,10 @@ use super::schedule::{restart_delay, Schedule, RESTART_BACKOFF};
 use super::sink::Destination;
 use super::state::StateStore;
 use super::task::{Task, TaskContext, TaskError};
+use super::TaskSpec;
 use crate::session::Session;
 use crate::telemetry::catalogue;
+use crate::telemetry::Readiness;
 
 /// How a run ended; the `result` label of `tapline_task_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +55,16 @@ impl Outcome {
     }
 }
 
+/// What the runs of every task share.
+#[derive(Clone)]
+pub(crate) struct Host {
+    pub(crate) session: Session,
+    pub(crate) state: StateStore,
+    pub(crate) shutdown: super::Shutdown,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) readiness: Readiness,
+}
+
 /// One task and what its runs need.
 pub(crate) struct Supervisor {
     pub(crate) name: Arc<str>,
@@ -58,27 +74,22 @@ pub(crate) struct Supervisor {
     pub(crate) state: StateStore,
     pub(crate) shutdown: super::Shutdown,
     pub(crate) tracker: TaskTracker,
+    readiness: Readiness,
     running: AtomicBool,
 }
 
 impl Supervisor {
-    pub(crate) fn new(
-        name: &str,
-        task: Arc<dyn Task>,
-        destination: Option<Destination>,
-        session: &Session,
-        state: &StateStore,
-        shutdown: &super::Shutdown,
-        tracker: &TaskTracker,
-    ) -> Arc<Self> {
+    pub(crate) fn new(spec: TaskSpec, host: &Host) -> Arc<Self> {
+        let host = host.clone();
         Arc::new(Self {
-            name: name.into(),
-            task,
-            destination,
-            session: session.for_task(name),
-            state: state.clone(),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
+            session: host.session.for_task(&spec.name),
+            name: spec.name.into(),
+            task: spec.task,
+            destination: spec.destination,
+            state: host.state,
+            shutdown: host.shutdown,
+            tracker: host.tracker,
+            readiness: host.readiness,
             running: AtomicBool::new(false),
         })
     }
@@ -142,6 +153,11 @@ impl Supervisor {
             }
             Err(_) => Outcome::Cancelled,
         };
+        let saved = self.save_state().await;
+        let outcome = match outcome {
+            Outcome::Success if !saved => Outcome::Failure,
+            outcome => outcome,
+        };
         metrics::histogram!(catalogue::TASK_RUN_DURATION.name, "task" => self.name.to_string())
             .record(elapsed.as_secs_f64());
         count(&self.name, outcome);
@@ -159,12 +175,22 @@ impl Supervisor {
                 "run ended"
             )
         });
-        if self.state.is_changed() {
-            if let Err(error) = self.state.save().await {
-                tracing::error!(task = %self.name, error = %error_chain(&error), "saving the state failed");
-            }
-        }
         outcome
+    }
+
+    /// Saves the state if it changed and sets the `state_ok` readiness flag. When nothing changed
+    /// the file on disk is current (a failed save leaves the store marked as changed), so that
+    /// counts as a good save too. Returns whether the state is on disk.
+    async fn save_state(&self) -> bool {
+        let saved = match self.state.is_changed() {
+            true => self.state.save().await,
+            false => Ok(()),
+        };
+        if let Err(error) = &saved {
+            tracing::error!(task = %self.name, error = %error_chain(error), "saving the state failed; the run counts as failed");
+        }
+        self.readiness.set_state_ok(saved.is_ok());
+        saved.is_ok()
     }
 
     /// Runs the task along `schedule` until shutdown. Startup tasks are not driven here.

@@ -125,6 +125,13 @@ impl TaskContext {
         &self.state
     }
 
+    /// Saves the state file now (if anything changed) instead of only after the run: a task that
+    /// delivers in steps calls it after each step, so a crash or a failed step later in the run
+    /// does not send the delivered records again.
+    pub async fn save_state(&self) -> Result<(), StateError> {
+        self.state.save().await
+    }
+
     /// Cancelled when the process shuts down.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel

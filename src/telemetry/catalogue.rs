@@ -164,6 +164,15 @@ pub const TASK_RECORDS_DELIVERED: Metric = Metric {
     help: "Records the task delivered to its sink.",
 };
 
+/// Lines the `file` task passed over (src/tasks/file/events.rs).
+pub const FILE_LINES_SKIPPED: Metric = Metric {
+    name: "tapline_file_lines_skipped_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task", "reason"],
+    help: "Lines the file task skipped, by reason: too-long (over source.max-line-bytes).",
+};
+
 /// The whole catalogue.
 pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
@@ -177,6 +186,7 @@ pub const ALL: &[Metric] = &[
     TASK_LAST_SUCCESS,
     TASK_RECORDS_EXTRACTED,
     TASK_RECORDS_DELIVERED,
+    FILE_LINES_SKIPPED,
 ];
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //!
 //! `/healthz` answers 200 for as long as the process serves. `/readyz` answers 200 only once the
 //! startup tasks are done and a token was obtained (or auth is `none`), and 503 while the token
-//! cannot be refreshed past its expiry and during shutdown, so a load balancer or the kubelet
-//! stops sending work before the process stops.
+//! cannot be refreshed past its expiry, while the state file cannot be saved (cursors would be
+//! lost at the next restart) and during shutdown, so a load balancer or the kubelet stops sending
+//! work before the process stops.
 //!
 //! [`serve`] runs the routes within [`Limits`], so that clients that
 //! never finish a request cannot crowd out the probes.
@@ -31,6 +32,8 @@ pub struct Readiness {
 struct Flags {
     startup_done: AtomicBool,
     token_ok: AtomicBool,
+    // Inverted so that the default (no save failed yet) is ready.
+    state_failed: AtomicBool,
     shutting_down: AtomicBool,
 }
 
@@ -50,6 +53,11 @@ impl Readiness {
         self.inner.token_ok.store(ok, Ordering::Release);
     }
 
+    /// Whether the last save of the state file succeeded.
+    pub fn set_state_ok(&self, ok: bool) {
+        self.inner.state_failed.store(!ok, Ordering::Release);
+    }
+
     /// Shutdown has started; readiness never comes back.
     pub fn set_shutting_down(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
@@ -59,6 +67,7 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.inner.startup_done.load(Ordering::Acquire)
             && self.inner.token_ok.load(Ordering::Acquire)
+            && !self.inner.state_failed.load(Ordering::Acquire)
             && !self.inner.shutting_down.load(Ordering::Acquire)
     }
 }
@@ -144,6 +153,13 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         state.readiness.set_token_ok(true);
+        assert_eq!(status(&state, "/readyz").await, StatusCode::OK);
+        state.readiness.set_state_ok(false);
+        assert_eq!(
+            status(&state, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.readiness.set_state_ok(true);
         assert_eq!(status(&state, "/readyz").await, StatusCode::OK);
         state.readiness.set_shutting_down();
         assert_eq!(

@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod file_source;
 mod harness;
 mod http_poll;
 mod kognic_reference;

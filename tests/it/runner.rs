@@ -23,6 +23,9 @@ struct Keys {
     sleep_ms: u64,
     #[serde(default)]
     ignore_cancel: bool,
+    /// Saves the run number in the state on every run.
+    #[serde(default)]
+    remember: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -89,6 +92,9 @@ impl Task for Scripted {
             }
         }
         self.log.running.fetch_sub(1, Ordering::SeqCst);
+        if self.keys.remember {
+            ctx.state().set("run", &run)?;
+        }
         self.log
             .ends
             .lock()
@@ -547,6 +553,66 @@ async fn a_token_watcher_that_panics_is_started_again() {
     let credentials = Credentials::from_source(source.clone());
     assert!(becomes_ready(credentials, Duration::from_secs(10)).await);
     assert!(source.0.load(Ordering::SeqCst) >= 2);
+}
+
+#[tokio::test]
+async fn a_state_save_that_fails_fails_the_run_and_readiness_until_a_save_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let registry = registry(&log);
+    let port = loopback::free_port();
+    let state_dir = dir.path().join("state");
+    let config_path = dir.path().join("tapline.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "auth: {{type: none}}\nstate: {{path: {}}}\nserver: {{listen: 127.0.0.1:{port}}}\ntasks:\n  - {{name: unsaved, type: ok, remember: true, schedule: {{interval: 50ms}}}}\n",
+            state_dir.join("state.json").display()
+        ),
+    )
+    .unwrap();
+    let config = registry.load(&config_path).unwrap();
+    let shutdown = Shutdown::new();
+    let runner = registry
+        .runner(config)
+        .unwrap()
+        .handle_signals(false)
+        .shutdown(shutdown.clone());
+    let handle = tokio::spawn(runner.run());
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let wait_for = |want: u16, what: &'static str| {
+        let readyz = readyz.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while loopback::get(&readyz).await.map(|(status, _)| status) != Some(want) {
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(200, "never ready").await;
+    assert!(state_dir.join("state.json").exists());
+    // A regular file where the state's directory was: no save can succeed, even as root.
+    std::fs::remove_dir_all(&state_dir).unwrap();
+    std::fs::write(&state_dir, "").unwrap();
+    wait_for(503, "still ready while the state cannot be saved").await;
+    let failures = || {
+        let metrics = tapline::telemetry::metrics::install().unwrap().render();
+        metric(
+            &metrics,
+            "tapline_task_runs_total",
+            &[("task", "unsaved"), ("result", "failure")],
+        )
+    };
+    assert!(
+        failures() >= 1.0,
+        "a run whose state was not saved counted as a success"
+    );
+    // Saving works again: ready again.
+    std::fs::remove_file(&state_dir).unwrap();
+    wait_for(200, "not ready after the state could be saved again").await;
+    shutdown.trigger();
+    handle.await.unwrap().unwrap();
 }
 
 /// The value of the sample of `name` whose labels include all of `labels`, 0 when absent.
