@@ -3,17 +3,23 @@
 //! Every task shares one [`Credentials`]: it hands out the current bearer token, refreshes it
 //! before it expires, and drops exactly the token an API rejected with 401.
 //!
-//! Each provider is a [`TokenSource`] that fetches one token; [`TokenCache`] decides when. The
-//! providers come in two families, as in azure_identity:
+//! Each provider is a [`TokenSource`] that fetches one token; [`TokenCache`] decides when. A
+//! provider's file holds the whole provider: its config struct (the keys of its `auth:` block,
+//! whose doc comments are the schema), its `build` (the rules serde cannot express) and its
+//! [`Provider`] impl (which builds the token source); `src/registry/builtin.rs` registers each
+//! by its `type`. The providers come in two families, as in azure_identity:
 //!
 //! ```text
 //! auth/
-//!   mod.rs                  TokenSource, Credentials (config `auth:` -> token source)
+//!   mod.rs                  TokenSource, Credentials
+//!   provider.rs             Provider: a checked `auth:` block that builds the Credentials
 //!   cache.rs                TokenCache: when to fetch; knows nothing about OAuth
 //!   token.rs                AccessToken, FetchedToken: tokens that never reach a log
 //!   error.rs                auth::Error
 //!   token_endpoint.rs       the OAuth token request on the wire; http_client for it
+//!   scopes.rs               Scopes, the `scopes` key of the OAuth providers
 //!   static_token.rs         type: token
+//!   no_auth.rs              type: none
 //!   client_credentials/     one source, ClientCredentials, with a pluggable ClientProof
 //!     mod.rs                the grant, the ClientProof trait, Proof
 //!     secret.rs             type: client-secret (form or HTTP Basic)
@@ -37,11 +43,13 @@
 //! fetching a token can never recurse into needing one.
 
 mod cache;
-mod client_credentials;
+pub mod client_credentials;
 mod error;
-mod login;
+pub mod login;
+pub mod no_auth;
 mod provider;
-mod static_token;
+mod scopes;
+pub mod static_token;
 mod token;
 mod token_endpoint;
 
@@ -50,23 +58,23 @@ use std::time::Duration;
 
 pub use cache::{CacheOptions, TokenCache, FETCH_BACKOFF};
 pub use client_credentials::{
-    Certificate, CertificateAssertion, ClientCredentials, ClientProof, ClientSecret,
-    FederatedToken, KognicEnv, Proof, WorkloadIdentity, WorkloadIdentityEnv,
+    Certificate, CertificateAssertion, CertificateConfig, CertificateProvider, ClientAuth,
+    ClientCredentials, ClientProof, ClientSecret, ClientSecretConfig, ClientSecretProvider,
+    FederatedToken, KognicConfig, KognicEnv, KognicProvider, Proof, WorkloadIdentity,
+    WorkloadIdentityConfig, WorkloadIdentityEnv, WorkloadIdentityProvider,
 };
 pub use error::Error;
 pub use login::{
-    CachedLogin, InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt, TokenCacheFile,
+    BrowserConfig, BrowserProvider, CachedLogin, DeviceCodeConfig, DeviceCodeProvider,
+    InteractiveEndpoints, InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt,
+    TokenCacheFile,
 };
+pub use no_auth::{NoneConfig, NoneProvider};
 pub use provider::Provider;
-pub use static_token::StaticToken;
+pub use scopes::Scopes;
+pub use static_token::{StaticToken, StaticTokenProvider, TokenConfig};
 pub use token::{AccessToken, FetchedToken};
 pub use token_endpoint::http_client;
-
-use crate::config::{AuthConfig, SessionConfig};
-
-/// How often a `token-file` is looked at again, so a rotated token is picked up without waiting
-/// for a 401.
-const TOKEN_FILE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Fetches one new token from wherever the provider gets them. The [`TokenCache`] decides when.
 #[async_trait::async_trait]
@@ -99,97 +107,17 @@ impl Credentials {
         }
     }
 
-    /// Builds the credentials for one `auth:` block, with token requests made as `session`
-    /// describes. Kognic credentials and the workload identity defaults (`AZURE_*`) are resolved
-    /// from the process environment; `device-code` and `browser` start a new login only when
-    /// stdin and stderr are terminals (else they need the refresh token `tapline login` cached).
-    pub fn from_auth(auth: &AuthConfig, session: &SessionConfig) -> Result<Self, Error> {
-        let (source, options): (Arc<dyn TokenSource>, CacheOptions) = match auth {
-            AuthConfig::None => return Ok(Self::none()),
-            AuthConfig::Token(token) => {
-                let source = StaticToken::new(token)?;
-                let recheck = source.is_file().then_some(TOKEN_FILE_RECHECK);
-                let options = CacheOptions {
-                    recheck,
-                    ..CacheOptions::default()
-                };
-                (Arc::new(source), options)
-            }
-            AuthConfig::ClientSecret(config) => (
-                Arc::new(ClientCredentials::<ClientSecret>::new(
-                    config,
-                    http_client(session)?,
-                )?),
-                margin(config.refresh_margin),
-            ),
-            AuthConfig::Certificate(config) => (
-                Arc::new(Certificate::new(config, http_client(session)?)?),
-                margin(config.refresh_margin),
-            ),
-            AuthConfig::Kognic(config) => (
-                Arc::new(ClientCredentials::kognic(
-                    config,
-                    &KognicEnv::from_process(),
-                    http_client(session)?,
-                )?),
-                margin(config.refresh_margin),
-            ),
-            AuthConfig::WorkloadIdentity(config) => (
-                Arc::new(WorkloadIdentity::new(
-                    config,
-                    &WorkloadIdentityEnv::from_process(),
-                    http_client(session)?,
-                )?),
-                margin(config.refresh_margin),
-            ),
-            AuthConfig::DeviceCode(config) => (
-                Arc::new(InteractiveLogin::device_code(
-                    config,
-                    http_client(session)?,
-                    LoginOptions::terminal(false),
-                )?),
-                margin(config.refresh_margin),
-            ),
-            AuthConfig::Browser(config) => (
-                Arc::new(InteractiveLogin::browser(
-                    config,
-                    http_client(session)?,
-                    LoginOptions::terminal(config.open_browser),
-                )?),
-                margin(config.refresh_margin),
-            ),
+    /// Credentials over `source` with the default cache options, except that tokens are
+    /// refreshed `refresh_margin` before they expire (a provider's `refresh-margin` key).
+    pub fn with_refresh_margin(
+        source: impl TokenSource + 'static,
+        refresh_margin: Duration,
+    ) -> Self {
+        let options = CacheOptions {
+            refresh_margin,
+            ..CacheOptions::default()
         };
-        Ok(Self::from_cache(TokenCache::with_options(source, options)))
-    }
-
-    /// Runs the interactive login of a `device-code` or `browser` block once, at the terminal,
-    /// and fills the token cache file (`tapline login`); returns the cache file's path.
-    pub async fn login(
-        auth: &AuthConfig,
-        session: &SessionConfig,
-    ) -> Result<std::path::PathBuf, Error> {
-        let options = |open_browser| LoginOptions {
-            allow_login: true,
-            ..LoginOptions::terminal(open_browser)
-        };
-        let login = match auth {
-            AuthConfig::DeviceCode(config) => {
-                InteractiveLogin::device_code(config, http_client(session)?, options(false))?
-            }
-            AuthConfig::Browser(config) => InteractiveLogin::browser(
-                config,
-                http_client(session)?,
-                options(config.open_browser),
-            )?,
-            other => {
-                return Err(Error::Misconfigured(format!(
-                    "auth type {} has no interactive login; `tapline login` is for device-code and browser",
-                    other.type_name()
-                )))
-            }
-        };
-        login.login().await?;
-        Ok(login.cache_file().path().to_path_buf())
+        Self::from_cache(TokenCache::with_options(Arc::new(source), options))
     }
 
     /// The token to send now, or `None` when authentication is off.
@@ -205,12 +133,5 @@ impl Credentials {
         if let Some(cache) = &self.cache {
             cache.invalidate(token);
         }
-    }
-}
-
-fn margin(refresh_margin: crate::config::Duration) -> CacheOptions {
-    CacheOptions {
-        refresh_margin: refresh_margin.get(),
-        ..CacheOptions::default()
     }
 }

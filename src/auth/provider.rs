@@ -1,11 +1,15 @@
 //! [`Provider`]: a credential provider as configured, one per `auth.type`. Providers are
 //! components: each type has its own config and is registered by name
 //! (`tapline::Registry::provider`), so a library user can add one without touching the crate.
+//!
+//! Each built-in provider is one file holding its config struct (whose doc comments are the
+//! schema), its `build` (the rules serde cannot express, every problem at once) and its
+//! `impl Provider`; `src/registry/builtin.rs` registers them.
 
 use std::path::PathBuf;
 
 use super::{Credentials, Error};
-use crate::config::{AuthConfig, SessionConfig};
+use crate::config::{Duration, SessionConfig};
 
 /// A configured credential provider: it builds the process's [`Credentials`].
 #[async_trait::async_trait]
@@ -25,14 +29,8 @@ pub trait Provider: std::fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// The built-in providers, one `auth:` variant each.
-#[async_trait::async_trait]
-impl Provider for AuthConfig {
-    fn credentials(&self, session: &SessionConfig) -> Result<Credentials, Error> {
-        Credentials::from_auth(self, session)
-    }
-
-    async fn login(&self, session: &SessionConfig) -> Result<PathBuf, Error> {
-        Credentials::login(self, session).await
-    }
+/// `refresh-margin` when a provider's block gives none: refresh this long before expiry
+/// (the cache clamps it to half the token's lifetime).
+pub(crate) fn default_refresh_margin() -> Duration {
+    Duration::from_secs(30)
 }

@@ -8,10 +8,12 @@
 //!    collects every unknown key, missing key and wrong type with its key path;
 //! 4. check the rules the schema cannot express (`rules.rs`) in every section whose shape is
 //!    sound: URLs, cron expressions, task names, and each component's own rules (through
-//!    [`Catalog`], which the registry implements: it builds every `auth:`, task and `sink:` block);
+//!    [`Catalog`], which the registry implements: it builds every `auth:`, task and `sink:` block;
+//!    the checks several components share, such as a secret given inline or as a file, are in
+//!    `check.rs`);
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
-mod auth;
+pub(crate) mod check;
 mod component;
 mod duration;
 mod env;
@@ -29,16 +31,11 @@ mod task;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-pub use auth::{
-    AuthConfig, BrowserConfig, CertificateConfig, ClientAuth, ClientSecretConfig, DeviceCodeConfig,
-    InteractiveEndpoints, KognicConfig, Scopes, TokenConfig, WorkloadIdentityConfig,
-};
+pub use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
 pub use duration::{Duration, InvalidDuration};
 pub use error::{without_values, Error, Problem};
 pub use load::{config_path, load};
-pub(crate) use rules::auth_rules;
-pub use rules::{check_token_url, expand_home};
 pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
 pub use session::{RetryConfig, SessionConfig};

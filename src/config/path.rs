@@ -34,21 +34,6 @@ impl KeyPath {
         next.0.push(Segment::Index(index));
         next
     }
-
-    /// The path without its last step.
-    pub fn parent(&self) -> Self {
-        let mut parent = self.clone();
-        parent.0.pop();
-        parent
-    }
-
-    /// The last mapping key on the path, if the path ends in one.
-    pub fn last_key(&self) -> Option<&str> {
-        match self.0.last() {
-            Some(Segment::Key(key)) => Some(key),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for KeyPath {

@@ -9,8 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
-use tapline::auth::{AccessToken, Credentials, Error};
-use tapline::config::{AuthConfig, SessionConfig};
+use tapline::auth::{AccessToken, Credentials, Error, Provider};
+use tapline::config::{ComponentConfig, SessionConfig};
+use tapline::Registry;
 
 use crate::harness::capture::Capture;
 use crate::harness::cert::TestCert;
@@ -18,9 +19,18 @@ use crate::harness::idp::idp;
 use crate::harness::jwt;
 use crate::harness::unique;
 
+/// The provider an `auth:` block names, built as `tapline run` builds it.
+fn provider(yaml: &str) -> Arc<dyn Provider> {
+    let block: ComponentConfig = serde_yaml::from_str(yaml).expect("an auth block");
+    Registry::builtin()
+        .provider_for(&block)
+        .unwrap_or_else(|problems| panic!("the auth block has problems: {problems:?}"))
+}
+
 fn credentials(yaml: &str) -> Credentials {
-    let auth: AuthConfig = serde_yaml::from_str(yaml).expect("valid auth block");
-    Credentials::from_auth(&auth, &SessionConfig::default()).expect("credentials build")
+    provider(yaml)
+        .credentials(&SessionConfig::default())
+        .expect("credentials build")
 }
 
 async fn token(credentials: &Credentials) -> Result<Arc<AccessToken>, Error> {
@@ -213,21 +223,21 @@ async fn certificate_with_an_encrypted_key_and_password() {
 #[tokio::test]
 async fn a_wrong_certificate_password_is_a_clear_error() {
     let cert = TestCert::generate();
-    let auth: AuthConfig = serde_yaml::from_str(&format!(
+    let error = provider(&format!(
         "type: certificate\ntoken-url: https://idp.test/token\nclient-id: x\ncertificate: {}\npassword: wrong-pw\n",
         cert.p12.display()
     ))
-    .unwrap();
-    let error = Credentials::from_auth(&auth, &SessionConfig::default()).unwrap_err();
+    .credentials(&SessionConfig::default())
+    .unwrap_err();
     assert!(error.to_string().contains("password"), "{error}");
     assert!(!error.to_string().contains("wrong-pw"));
-    let auth: AuthConfig = serde_yaml::from_str(&format!(
+    let error = provider(&format!(
         "type: certificate\ntoken-url: https://idp.test/token\nclient-id: x\ncertificate: {}\nprivate-key: {}\npassword: wrong-pw\n",
         cert.cert.display(),
         cert.encrypted_key.display()
     ))
-    .unwrap();
-    let error = Credentials::from_auth(&auth, &SessionConfig::default()).unwrap_err();
+    .credentials(&SessionConfig::default())
+    .unwrap_err();
     assert!(error.to_string().contains("password"), "{error}");
     assert!(!error.to_string().contains("wrong-pw"));
 }

@@ -12,10 +12,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tapline::auth::{
-    Credentials, Error, InteractiveLogin, LoginOptions, LoginPrompt, WorkloadIdentity,
-    WorkloadIdentityEnv,
+    BrowserConfig, Credentials, DeviceCodeConfig, Error, InteractiveLogin, LoginOptions,
+    LoginPrompt, WorkloadIdentity, WorkloadIdentityConfig, WorkloadIdentityEnv,
 };
-use tapline::config::{BrowserConfig, DeviceCodeConfig, SessionConfig, WorkloadIdentityConfig};
+use tapline::config::SessionConfig;
 use tokio::sync::mpsc;
 
 use crate::harness::cert::TestCert;

@@ -2,6 +2,7 @@
 //! the `tapline` binary), and one file per area.
 
 mod auth;
+mod components;
 mod config;
 mod file_source;
 mod harness;

@@ -429,14 +429,15 @@ async fn a_slow_refresh_never_lets_an_expired_token_go_out() {
     idp()
         .queue_faults(&key, serde_json::Value::Array(slow))
         .await;
-    let auth: tapline::config::AuthConfig = serde_json::from_value(serde_json::json!({
+    let auth: tapline::config::ComponentConfig = serde_json::from_value(serde_json::json!({
         "type": "client-secret",
         "token-url": idp().faulty_token_url(&key),
         "client-id": client.id,
         "client-secret": client.secret,
     }))
     .unwrap();
-    let credentials = Credentials::from_auth(&auth, &SessionConfig::default()).unwrap();
+    let provider = tapline::Registry::builtin().provider_for(&auth).unwrap();
+    let credentials = provider.credentials(&SessionConfig::default()).unwrap();
     let session = Session::new(&config(&api.base_url()), credentials).unwrap();
     let until = Instant::now() + Duration::from_secs(8);
 

@@ -9,22 +9,166 @@
 //! half-written file does not stop the extractor. A new assertion is signed for every token
 //! request: reusing one past its lifetime is the classic AADSTS700024 ("assertion not within
 //! valid time range").
+//!
+//! The provider's config ([`CertificateConfig`]), its rules ([`build`]) and its credentials
+//! ([`CertificateProvider`]) are here too.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use schemars::JsonSchema;
 use secrecy::SecretString;
+use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
-use crate::auth::Error;
-use crate::config::CertificateConfig;
+use crate::auth::provider::default_refresh_margin;
+use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
+use crate::config::check::{self, Presence};
+use crate::config::{BuildError, Duration, SecretSource, SessionConfig};
 
 use super::certificate_file;
 use super::{ClientCredentials, ClientProof, Proof};
+
+/// `type: certificate`: the OAuth 2.0 client credentials grant with a signed certificate
+/// assertion (private_key_jwt), as Microsoft Entra ID expects it.
+#[derive(Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// Authority; the token URL is this plus `/oauth2/v2.0/token`. Or give `token-url`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `authority-url`.
+    pub token_url: Option<String>,
+    /// PEM with certificate and private key, or a .pfx/.p12 file.
+    pub certificate: PathBuf,
+    /// The private key in its own PEM file, when it is not in `certificate`.
+    pub private_key: Option<PathBuf>,
+    /// Password for a PKCS#12 file or an encrypted key.
+    #[schemars(with = "Option<String>")]
+    pub password: Option<SecretString>,
+    /// A file holding the password.
+    pub password_file: Option<PathBuf>,
+    /// Scopes: a list, or one space-separated string.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with every token request.
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: Duration,
+}
+
+impl CertificateConfig {
+    /// The password's source, if any.
+    pub fn password(&self) -> Option<SecretSource> {
+        SecretSource::from_pair(self.password.as_ref(), self.password_file.as_deref())
+    }
+
+    /// The token URL, from `token-url` or `authority-url`.
+    pub fn resolved_token_url(&self) -> Option<String> {
+        self.token_url.clone().or_else(|| {
+            self.authority_url
+                .as_ref()
+                .map(|authority| format!("{}/oauth2/v2.0/token", authority.trim_end_matches('/')))
+        })
+    }
+}
+
+/// The password is shown only as its source: a file's path, never an inline value.
+impl fmt::Debug for CertificateConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateConfig")
+            .field("client_id", &self.client_id)
+            .field(
+                "authority_url",
+                &self.authority_url.as_deref().map(crate::redact::url),
+            )
+            .field(
+                "token_url",
+                &self.token_url.as_deref().map(crate::redact::url),
+            )
+            .field("certificate", &self.certificate)
+            .field("private_key", &self.private_key)
+            .field("password", &self.password())
+            .field("scopes", &self.scopes)
+            .field("token_args", &self.token_args)
+            .field("refresh_margin", &self.refresh_margin)
+            .finish()
+    }
+}
+
+/// A checked `certificate` block: it loads the certificate and builds the source.
+#[derive(Debug)]
+pub struct CertificateProvider {
+    config: CertificateConfig,
+}
+
+/// Checks a `certificate` block: a client id, one of `token-url` and `authority-url` (https, or
+/// http on loopback), readable certificate and key files, and at most one of `password` and
+/// `password-file`. The files are read, not parsed: a wrong password shows when the
+/// credentials are built.
+pub fn build(config: CertificateConfig) -> Result<CertificateProvider, BuildError> {
+    check::all([
+        check::not_blank(&config.client_id, "client-id"),
+        token_endpoint(&config),
+        check::readable_file(&config.certificate, "certificate"),
+        config
+            .private_key
+            .as_deref()
+            .map_or(Ok(()), |key| check::readable_file(key, "private-key")),
+        check::secret_pair(
+            config.password.as_ref(),
+            config.password_file.as_deref(),
+            "password",
+            Presence::Optional,
+        ),
+    ])?;
+    Ok(CertificateProvider { config })
+}
+
+/// Exactly one of `token-url` and `authority-url`, and the token URL they give fit for a secret.
+fn token_endpoint(config: &CertificateConfig) -> Result<(), BuildError> {
+    let given = match (&config.token_url, &config.authority_url) {
+        (Some(_), Some(_)) => Err(BuildError::at(
+            "authority-url",
+            "give either token-url or authority-url, not both",
+        )),
+        (None, None) => Err(BuildError::at(
+            "authority-url",
+            "missing; give authority-url (https://login.microsoftonline.com/<tenant>) or token-url",
+        )),
+        _ => Ok(()),
+    };
+    let key = match config.token_url {
+        Some(_) => "token-url",
+        None => "authority-url",
+    };
+    let usable = config
+        .resolved_token_url()
+        .map_or(Ok(()), |url| check::token_url(&url, key));
+    check::all([given, usable])
+}
+
+impl Provider for CertificateProvider {
+    fn credentials(&self, session: &SessionConfig) -> Result<Credentials, Error> {
+        let source = Certificate::new(&self.config, http_client(session)?)?;
+        Ok(Credentials::with_refresh_margin(
+            source,
+            self.config.refresh_margin.get(),
+        ))
+    }
+}
+
+/// `type: certificate`: the client credentials grant with a signed certificate assertion.
+pub type Certificate = ClientCredentials<CertificateAssertion>;
 
 /// How long an assertion is valid; Entra ID and MSAL use ten minutes.
 const ASSERTION_LIFETIME_SECS: u64 = 600;
@@ -165,6 +309,34 @@ fn thumbprint(certificate_der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_reports_every_problem_and_debug_hides_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("client.pem");
+        let yaml = format!(
+            "client-id: c\ntoken-url: https://idp.test/token\nauthority-url: https://login.microsoftonline.com/t\ncertificate: {}\npassword: hunter2-pw\n",
+            missing.display()
+        );
+        let config: CertificateConfig = serde_yaml::from_str(&yaml).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let found: Vec<String> = build(config)
+            .unwrap_err()
+            .locate("auth")
+            .into_iter()
+            .map(|problem| format!("{}: {}", problem.path, problem.message))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "auth.authority-url: give either token-url or authority-url, not both".to_string(),
+                format!(
+                    "auth.certificate: file {} does not exist",
+                    missing.display()
+                ),
+            ]
+        );
+    }
 
     #[test]
     fn thumbprint_is_unpadded_base64url_sha1() {

@@ -13,8 +13,8 @@ use base64::Engine;
 use jsonwebtoken::EncodingKey;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::certificate::CertificateConfig;
 use crate::auth::Error;
-use crate::config::CertificateConfig;
 
 /// The leaf certificate's DER bytes and the signing key.
 pub(super) fn load(

@@ -10,18 +10,119 @@
 //! The file is read again for **every** token request: the kubelet rotates it, and reusing an
 //! assertion read at startup is exactly the stale-assertion bug (AADSTS700024) other SDKs had.
 //! An assertion that has already expired is reported before it is sent, with the file's path.
+//!
+//! The provider's config ([`WorkloadIdentityConfig`]), its rules ([`build`]) and its credentials
+//! ([`WorkloadIdentityProvider`]) are here too.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
-use crate::auth::Error;
-use crate::config::WorkloadIdentityConfig;
+use crate::auth::provider::default_refresh_margin;
+use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
+use crate::config::{check, BuildError, Duration, SessionConfig};
 
 use super::{ClientCredentials, ClientProof, Proof};
+
+/// `type: workload-identity`: Azure workload identity on Kubernetes, client credentials with
+/// the projected service-account token as client assertion; no stored secret. The defaults are
+/// the variables the workload identity webhook sets in the pod.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WorkloadIdentityConfig {
+    /// The client id of the app registration or managed identity; default `$AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// The Entra ID tenant; default `$AZURE_TENANT_ID`. Token URL
+    /// `<authority host>/<tenant>/oauth2/v2.0/token`.
+    pub tenant: Option<String>,
+    /// The authority, instead of `tenant`; the token URL is this plus `/oauth2/v2.0/token`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `tenant` or `authority-url`.
+    pub token_url: Option<String>,
+    /// The projected service-account token, sent as the client assertion and read again for
+    /// every token request (the kubelet rotates it); default `$AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file: Option<PathBuf>,
+    /// Scopes: a list, or one space-separated string.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with every token request.
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: Duration,
+}
+
+/// A checked `workload-identity` block: it reads the webhook's variables when the credentials
+/// are built.
+#[derive(Debug)]
+pub struct WorkloadIdentityProvider {
+    config: WorkloadIdentityConfig,
+}
+
+/// Checks a `workload-identity` block: at most one of `tenant`, `authority-url` and
+/// `token-url`, no blank client id or tenant, and https (or loopback) URLs. What the block
+/// leaves out comes from the environment when the credentials are built.
+pub fn build(config: WorkloadIdentityConfig) -> Result<WorkloadIdentityProvider, BuildError> {
+    let given: Vec<&str> = [
+        ("tenant", config.tenant.is_some()),
+        ("authority-url", config.authority_url.is_some()),
+        ("token-url", config.token_url.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
+    let one_endpoint = match given.as_slice() {
+        [_, second, ..] => Err(BuildError::at(
+            second,
+            format!(
+                "give only one of tenant, authority-url and token-url (found {})",
+                given.join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    };
+    check::all([
+        one_endpoint,
+        if_given(&config.client_id, "client-id", check::not_blank),
+        if_given(&config.tenant, "tenant", check::not_blank),
+        if_given(&config.token_url, "token-url", check::token_url),
+        if_given(&config.authority_url, "authority-url", check::token_url),
+    ])?;
+    Ok(WorkloadIdentityProvider { config })
+}
+
+/// `rule` applied to the value at `key`, when the block gives one.
+fn if_given(
+    value: &Option<String>,
+    key: &str,
+    rule: fn(&str, &str) -> Result<(), BuildError>,
+) -> Result<(), BuildError> {
+    value.as_deref().map_or(Ok(()), |value| rule(value, key))
+}
+
+impl Provider for WorkloadIdentityProvider {
+    fn credentials(&self, session: &SessionConfig) -> Result<Credentials, Error> {
+        let source = WorkloadIdentity::new(
+            &self.config,
+            &WorkloadIdentityEnv::from_process(),
+            http_client(session)?,
+        )?;
+        Ok(Credentials::with_refresh_margin(
+            source,
+            self.config.refresh_margin.get(),
+        ))
+    }
+}
+
+/// `type: workload-identity`: the client credentials grant with a federated token.
+pub type WorkloadIdentity = ClientCredentials<FederatedToken>;
 
 /// Entra ID's public cloud, when `$AZURE_AUTHORITY_HOST` is not set.
 const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com/";
@@ -250,6 +351,32 @@ mod tests {
         assert!(
             error.to_string().contains("AZURE_FEDERATED_TOKEN_FILE"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn build_reports_every_problem_of_the_block_at_once() {
+        let found: Vec<String> = build(config(
+            "client-id: ' '\ntenant: t\ntoken-url: http://idp.example.com/token\n",
+        ))
+        .unwrap_err()
+        .locate("auth")
+        .into_iter()
+        .map(|problem| problem.to_string())
+        .collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert_eq!(
+            found[0],
+            "auth.token-url: give only one of tenant, authority-url and token-url (found tenant, token-url)"
+        );
+        assert_eq!(found[1], "auth.client-id: must not be empty");
+        assert!(
+            found[2].starts_with("auth.token-url: plain http:// is refused"),
+            "{found:?}"
+        );
+        assert!(
+            build(config("{}")).is_ok(),
+            "everything may come from the environment"
         );
     }
 

@@ -5,21 +5,89 @@
 //! `$KOGNIC_CLIENT_ID` + `$KOGNIC_CLIENT_SECRET`. What is resolved is a client id and a
 //! [`ClientSecret`] sent in the form (client_secret_post): Kognic's token request is the plain
 //! client credentials grant, at `server` + `/v1/auth/oauth/token`.
+//!
+//! The provider's config ([`KognicConfig`]), its rules ([`build`]) and its credentials
+//! ([`KognicProvider`]) are here too.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::auth::Error;
-use crate::config::{expand_home, KognicConfig};
+use crate::auth::provider::default_refresh_margin;
+use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
+use crate::config::{check, expand_home, BuildError, Duration, SessionConfig};
 
 use super::{ClientCredentials, ClientSecret};
 
 /// The Kognic token path, joined to the server as a string (the server needs no trailing slash).
 const TOKEN_PATH: &str = "/v1/auth/oauth/token";
+
+/// `type: kognic`: Kognic API credentials (a kognic-auth credentials file or environment
+/// variables).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KognicConfig {
+    /// A kognic-auth credentials JSON file; else `$KOGNIC_CREDENTIALS`, else
+    /// `$KOGNIC_CLIENT_ID` + `$KOGNIC_CLIENT_SECRET`. `~` is expanded.
+    pub credentials: Option<PathBuf>,
+    /// The Kognic auth server; the token URL is this plus `/v1/auth/oauth/token`.
+    #[serde(default = "default_server")]
+    pub server: String,
+    /// Scopes; when empty, those in the credentials file are used.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: Duration,
+}
+
+fn default_server() -> String {
+    "https://auth.app.kognic.com".to_string()
+}
+
+impl KognicConfig {
+    /// The token URL: `server` plus the Kognic token path.
+    fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.server.trim_end_matches('/'))
+    }
+}
+
+/// A checked `kognic` block: it resolves the credentials when the credentials are built.
+#[derive(Debug)]
+pub struct KognicProvider {
+    config: KognicConfig,
+}
+
+/// Checks a `kognic` block: a readable `credentials` file when one is given, and a server whose
+/// token URL is https (or http on loopback). The environment is read when the credentials are
+/// built, not here.
+pub fn build(config: KognicConfig) -> Result<KognicProvider, BuildError> {
+    check::all([
+        config.credentials.as_deref().map_or(Ok(()), |file| {
+            check::readable_file(&expand_home(file), "credentials")
+        }),
+        check::token_url(&config.token_url(), "server"),
+    ])?;
+    Ok(KognicProvider { config })
+}
+
+impl Provider for KognicProvider {
+    fn credentials(&self, session: &SessionConfig) -> Result<Credentials, Error> {
+        let source = ClientCredentials::kognic(
+            &self.config,
+            &KognicEnv::from_process(),
+            http_client(session)?,
+        )?;
+        Ok(Credentials::with_refresh_margin(
+            source,
+            self.config.refresh_margin.get(),
+        ))
+    }
+}
 
 /// The `KOGNIC_*` environment variables, captured once so resolution is testable without
 /// touching the process environment.
@@ -115,7 +183,7 @@ impl ClientCredentials<ClientSecret> {
         } else {
             config.scopes.0.clone()
         };
-        let url = format!("{}{TOKEN_PATH}", config.server.trim_end_matches('/'));
+        let url = config.token_url();
         tracing::debug!(origin = %origin, "using Kognic credentials");
         let proof = ClientSecret::in_form(secret);
         Self::from_parts(&url, client_id, &scopes, &BTreeMap::new(), proof, http)
@@ -174,6 +242,29 @@ mod tests {
     }
 
     const FILE: &str = r#"{"clientId":"from-file","clientSecret":"s3cret-file","email":"a@b.c","userId":7,"issuer":"x","scopes":["a","b"]}"#;
+
+    #[test]
+    fn build_checks_the_credentials_file_and_the_servers_token_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.json");
+        let plain_http = KognicConfig {
+            server: "http://auth.kognic.example.com/".into(),
+            ..config(Some(&missing))
+        };
+        let found: Vec<String> = build(plain_http)
+            .unwrap_err()
+            .locate("auth")
+            .into_iter()
+            .map(|problem| problem.to_string())
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("auth.credentials: file "), "{found:?}");
+        assert!(
+            found[1].starts_with("auth.server: plain http:// is refused"),
+            "{found:?}"
+        );
+        assert!(build(config(None)).is_ok(), "loopback http is allowed");
+    }
 
     #[test]
     fn config_path_wins_then_env_file_then_env_pair() {

@@ -16,27 +16,33 @@
 //! - `federated.rs`: [`FederatedToken`], a projected service-account token as the assertion;
 //!   `type: workload-identity`.
 //!
+//! Each of these files is also the whole provider of its `type`: the config struct, `build`
+//! (its rules) and the [`Provider`](crate::auth::Provider) that makes the source.
+//!
 //! `certificate_file.rs` reads the certificate and key files (PEM, encrypted PKCS#8, PKCS#12).
 //!
 //! A proof is made anew for every token request: a secret file is read again (rotation), an
 //! assertion is signed fresh (AADSTS700024 comes from reusing one), the federated token file is
 //! read again (the kubelet rotates it).
 
-mod certificate;
+pub mod certificate;
 mod certificate_file;
-mod federated;
-mod kognic;
-mod secret;
+pub mod federated;
+pub mod kognic;
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use secrecy::SecretString;
 
-pub use certificate::CertificateAssertion;
-pub use federated::{FederatedToken, WorkloadIdentityEnv};
-pub use kognic::KognicEnv;
-pub use secret::ClientSecret;
+pub use certificate::{Certificate, CertificateAssertion, CertificateConfig, CertificateProvider};
+pub use federated::{
+    FederatedToken, WorkloadIdentity, WorkloadIdentityConfig, WorkloadIdentityEnv,
+    WorkloadIdentityProvider,
+};
+pub use kognic::{KognicConfig, KognicEnv, KognicProvider};
+pub use secret::{ClientAuth, ClientSecret, ClientSecretConfig, ClientSecretProvider};
 
 use super::token_endpoint::{ClientAuthentication, FormValue, TokenEndpoint};
 use super::{Error, FetchedToken, TokenSource};
@@ -87,12 +93,6 @@ pub struct ClientCredentials<P> {
     token_args: Vec<(String, String)>,
     proof: P,
 }
-
-/// `type: workload-identity`: the client credentials grant with a federated token.
-pub type WorkloadIdentity = ClientCredentials<FederatedToken>;
-
-/// `type: certificate`: the client credentials grant with a signed certificate assertion.
-pub type Certificate = ClientCredentials<CertificateAssertion>;
 
 impl<P: ClientProof> ClientCredentials<P> {
     /// Checks the token URL (https, or http on loopback) and keeps `http` for the token requests.

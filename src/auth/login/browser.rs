@@ -7,21 +7,129 @@
 //! code, check `state` (a mismatch means the redirect was not caused by this login: refused),
 //! and exchange the code with the verifier. The refresh token that comes back is kept by
 //! [`super::InteractiveLogin`].
+//!
+//! The provider's config ([`BrowserConfig`]), its rules ([`build`]) and its credentials
+//! ([`BrowserProvider`]) are here too.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
+use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::interactive_login::LoginRequest;
+use super::discovery::InteractiveEndpoints;
+use super::interactive_login::{InteractiveLogin, LoginRequest};
+use super::prompt::LoginOptions;
+use crate::auth::provider::default_refresh_margin;
 use crate::auth::token_endpoint::{ClientAuthentication, FormValue, TokenResponse};
-use crate::auth::Error;
+use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
+use crate::config::{check, BuildError, SessionConfig};
+
+/// `type: browser`: the OAuth 2.0 authorization code grant with PKCE in the user's browser,
+/// redirected to a local listener; the refresh token is kept in the token cache file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BrowserConfig {
+    /// The authority, e.g. `https://login.microsoftonline.com/<tenant>` (Entra ID endpoints are
+    /// derived from it) or an OIDC issuer (endpoints found by discovery). Or give `token-url`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `authority-url`; needs `authorization-url`.
+    pub token_url: Option<String>,
+    /// The authorization endpoint, with `token-url`.
+    pub authorization_url: Option<String>,
+    /// The OAuth client id (a public client registered with redirect URI `http://localhost`).
+    pub client_id: String,
+    /// Scopes: a list, or one space-separated string. `openid` and `offline_access` are added to
+    /// the login request so that a refresh token is issued.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with the token requests (audience, resource, ...).
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// The local port of the redirect listener, `http://localhost:<port>`.
+    #[serde(default = "default_redirect_port")]
+    pub redirect_port: u16,
+    /// Try to open the system browser; the URL is printed on stderr either way.
+    #[serde(default = "default_true")]
+    pub open_browser: bool,
+    /// The token cache file (mode 0600); default `$XDG_CACHE_HOME/tapline/tokens.json`, else
+    /// `~/.cache/tapline/tokens.json`.
+    pub token_cache: Option<PathBuf>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: crate::config::Duration,
+}
+
+fn default_redirect_port() -> u16 {
+    53000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl BrowserConfig {
+    /// The configured endpoints.
+    pub fn endpoints(&self) -> InteractiveEndpoints {
+        InteractiveEndpoints {
+            authority_url: self.authority_url.clone(),
+            token_url: self.token_url.clone(),
+            login_url: self.authorization_url.clone(),
+        }
+    }
+}
+
+/// A checked `browser` block.
+#[derive(Debug)]
+pub struct BrowserProvider {
+    config: BrowserConfig,
+}
+
+/// Checks a `browser` block: a client id, and an authority or a token URL with an
+/// authorization URL, all https (or loopback).
+pub fn build(config: BrowserConfig) -> Result<BrowserProvider, BuildError> {
+    check::all([
+        check::not_blank(&config.client_id, "client-id"),
+        config.endpoints().check("authorization-url"),
+    ])?;
+    Ok(BrowserProvider { config })
+}
+
+impl BrowserProvider {
+    fn source(
+        &self,
+        session: &SessionConfig,
+        options: LoginOptions,
+    ) -> Result<InteractiveLogin, Error> {
+        InteractiveLogin::browser(&self.config, http_client(session)?, options)
+    }
+}
+
+/// A new login starts only when stdin and stderr are terminals; otherwise the refresh token
+/// `tapline login` cached must do.
+#[async_trait::async_trait]
+impl Provider for BrowserProvider {
+    fn credentials(&self, session: &SessionConfig) -> Result<Credentials, Error> {
+        let options = LoginOptions::terminal(self.config.open_browser);
+        Ok(Credentials::with_refresh_margin(
+            self.source(session, options)?,
+            self.config.refresh_margin.get(),
+        ))
+    }
+
+    async fn login(&self, session: &SessionConfig) -> Result<PathBuf, Error> {
+        let options = LoginOptions::login_command(self.config.open_browser);
+        self.source(session, options)?.login_to_cache().await
+    }
+}
 
 /// How long the listener waits for the browser to come back.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);

@@ -7,16 +7,112 @@
 //! 5 s to the interval on every `slow_down` (RFC 8628 section 3.5), and stopping on
 //! `expired_token`, `access_denied` or when the device code's own lifetime is over. The refresh
 //! token that comes back is kept by [`super::InteractiveLogin`].
+//!
+//! The provider's config ([`DeviceCodeConfig`]), its rules ([`build`]) and its credentials
+//! ([`DeviceCodeProvider`]) are here too.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::interactive_login::LoginRequest;
+use super::discovery::InteractiveEndpoints;
+use super::interactive_login::{InteractiveLogin, LoginRequest};
+use super::prompt::LoginOptions;
+use crate::auth::provider::default_refresh_margin;
 use crate::auth::token_endpoint::{post_form, ClientAuthentication, FormValue, TokenResponse};
-use crate::auth::Error;
+use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
+use crate::config::{check, BuildError, SessionConfig};
 use crate::redact;
+
+/// `type: device-code`: the OAuth 2.0 device authorization grant (RFC 8628). A person signs in
+/// once on any device with a browser; tapline keeps the refresh token in the token cache file
+/// and refreshes silently from then on.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DeviceCodeConfig {
+    /// The authority, e.g. `https://login.microsoftonline.com/<tenant>` (Entra ID endpoints are
+    /// derived from it) or an OIDC issuer (endpoints found by discovery). Or give `token-url`.
+    pub authority_url: Option<String>,
+    /// The token endpoint, instead of `authority-url`; needs `device-authorization-url`.
+    pub token_url: Option<String>,
+    /// The device authorization endpoint (RFC 8628), with `token-url`.
+    pub device_authorization_url: Option<String>,
+    /// The OAuth client id (a public client: no secret).
+    pub client_id: String,
+    /// Scopes: a list, or one space-separated string. `openid` and `offline_access` are added to
+    /// the login request so that a refresh token is issued.
+    #[serde(default)]
+    pub scopes: Scopes,
+    /// Extra form fields sent with the login and token requests (audience, resource, ...).
+    #[serde(default)]
+    pub token_args: BTreeMap<String, String>,
+    /// The token cache file (mode 0600); default `$XDG_CACHE_HOME/tapline/tokens.json`, else
+    /// `~/.cache/tapline/tokens.json`.
+    pub token_cache: Option<PathBuf>,
+    /// Refresh this long before expiry (clamped to half the token's lifetime).
+    #[serde(default = "default_refresh_margin")]
+    pub refresh_margin: crate::config::Duration,
+}
+
+impl DeviceCodeConfig {
+    /// The configured endpoints.
+    pub fn endpoints(&self) -> InteractiveEndpoints {
+        InteractiveEndpoints {
+            authority_url: self.authority_url.clone(),
+            token_url: self.token_url.clone(),
+            login_url: self.device_authorization_url.clone(),
+        }
+    }
+}
+
+/// A checked `device-code` block.
+#[derive(Debug)]
+pub struct DeviceCodeProvider {
+    config: DeviceCodeConfig,
+}
+
+/// Checks a `device-code` block: a client id, and an authority or a token URL with a device
+/// authorization URL, all https (or loopback).
+pub fn build(config: DeviceCodeConfig) -> Result<DeviceCodeProvider, BuildError> {
+    check::all([
+        check::not_blank(&config.client_id, "client-id"),
+        config.endpoints().check("device-authorization-url"),
+    ])?;
+    Ok(DeviceCodeProvider { config })
+}
+
+impl DeviceCodeProvider {
+    fn source(
+        &self,
+        session: &SessionConfig,
+        options: LoginOptions,
+    ) -> Result<InteractiveLogin, Error> {
+        InteractiveLogin::device_code(&self.config, http_client(session)?, options)
+    }
+}
+
+/// A new login starts only when stdin and stderr are terminals; otherwise the refresh token
+/// `tapline login` cached must do.
+#[async_trait::async_trait]
+impl Provider for DeviceCodeProvider {
+    fn credentials(&self, session: &SessionConfig) -> Result<Credentials, Error> {
+        let source = self.source(session, LoginOptions::terminal(false))?;
+        Ok(Credentials::with_refresh_margin(
+            source,
+            self.config.refresh_margin.get(),
+        ))
+    }
+
+    async fn login(&self, session: &SessionConfig) -> Result<PathBuf, Error> {
+        self.source(session, LoginOptions::login_command(false))?
+            .login_to_cache()
+            .await
+    }
+}
 
 /// The grant type of the polling token requests.
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -10,7 +10,50 @@ use serde_json::Value;
 
 use crate::auth::token_endpoint::TokenEndpoint;
 use crate::auth::Error;
-use crate::config::InteractiveEndpoints;
+use crate::config::{check, BuildError};
+
+/// The endpoints of an interactive login as configured: an authority, or a token URL plus the
+/// flow's own endpoint (device authorization or authorization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractiveEndpoints {
+    /// `authority-url`.
+    pub authority_url: Option<String>,
+    /// `token-url`.
+    pub token_url: Option<String>,
+    /// `device-authorization-url` or `authorization-url`.
+    pub login_url: Option<String>,
+}
+
+impl InteractiveEndpoints {
+    /// The rule of both logins' blocks: an authority, or a token URL plus the flow's own
+    /// endpoint (written at `login_key`); every URL that will see the client id or a code must be
+    /// https (or loopback).
+    pub(crate) fn check(&self, login_key: &str) -> Result<(), BuildError> {
+        let given = match (&self.authority_url, &self.token_url) {
+            (Some(_), Some(_)) => Err(BuildError::at(
+                "authority-url",
+                "give either authority-url or token-url, not both",
+            )),
+            (None, None) => Err(BuildError::at(
+                "authority-url",
+                format!("missing; give authority-url (https://login.microsoftonline.com/<tenant>, or an OIDC issuer), or token-url with {login_key}"),
+            )),
+            (None, Some(_)) if self.login_url.is_none() => Err(BuildError::at(
+                login_key,
+                format!("missing; token-url needs {login_key}, or give authority-url instead"),
+            )),
+            _ => Ok(()),
+        };
+        let urls = [
+            ("authority-url", &self.authority_url),
+            ("token-url", &self.token_url),
+            (login_key, &self.login_url),
+        ]
+        .into_iter()
+        .filter_map(|(key, url)| url.as_deref().map(|url| check::token_url(url, key)));
+        check::all(std::iter::once(given).chain(urls))
+    }
+}
 
 /// The endpoints a login uses, once resolved.
 pub(crate) struct Endpoints {
@@ -169,6 +212,31 @@ mod tests {
         assert!(is_entra("https://login.microsoftonline.com/tenant"));
         assert!(is_entra("https://login.microsoftonline.us/tenant"));
         assert!(!is_entra("https://idp.example.com/realms/x"));
+    }
+
+    #[test]
+    fn the_configured_endpoints_are_checked_together() {
+        let endpoints = InteractiveEndpoints {
+            authority_url: None,
+            token_url: Some("http://idp.example.com/token".into()),
+            login_url: None,
+        };
+        let found: Vec<String> = endpoints
+            .check("device-authorization-url")
+            .unwrap_err()
+            .locate("auth")
+            .into_iter()
+            .map(|problem| problem.to_string())
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[0],
+            "auth.device-authorization-url: missing; token-url needs device-authorization-url, or give authority-url instead"
+        );
+        assert!(
+            found[1].starts_with("auth.token-url: plain http:// is refused"),
+            "{found:?}"
+        );
     }
 
     #[tokio::test]

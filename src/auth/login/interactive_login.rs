@@ -17,18 +17,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::auth::token_endpoint::{TokenEndpoint, TokenResponse};
 use crate::auth::{Error, FetchedToken, TokenSource};
-use crate::config::{BrowserConfig, DeviceCodeConfig, InteractiveEndpoints};
 
-use super::browser::Browser;
-use super::device_code::DeviceCode;
-use super::discovery::{resolve, Endpoints, LoginEndpoint};
+use super::browser::{Browser, BrowserConfig};
+use super::device_code::{DeviceCode, DeviceCodeConfig};
+use super::discovery::{resolve, Endpoints, InteractiveEndpoints, LoginEndpoint};
 use super::prompt::{LoginOptions, LoginPrompt};
 use super::refresh_token;
 use super::token_cache_file::{epoch_now, CachedLogin, TokenCacheFile};
@@ -204,6 +203,12 @@ impl InteractiveLogin {
             );
         }
         self.remember(response, None)
+    }
+
+    /// Signs in now and returns the token cache file that holds the result (`tapline login`).
+    pub async fn login_to_cache(&self) -> Result<PathBuf, Error> {
+        self.login().await?;
+        Ok(self.cache.path().to_path_buf())
     }
 
     async fn endpoints(&self) -> Result<&Endpoints, Error> {

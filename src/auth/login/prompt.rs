@@ -77,4 +77,13 @@ impl LoginOptions {
             allow_login: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
         }
     }
+
+    /// The options of `tapline login`: a [`TerminalPrompt`], and logins allowed, since the
+    /// person at the terminal asked to sign in.
+    pub fn login_command(open_browser: bool) -> Self {
+        Self {
+            allow_login: true,
+            ..Self::terminal(open_browser)
+        }
+    }
 }

@@ -248,12 +248,16 @@ impl Idp {
 /// The process credentials a `client-secret` config for `client` gives: the real provider and the
 /// real token cache, exactly as `tapline run` builds them.
 pub fn credentials(client: &Client) -> tapline::auth::Credentials {
-    let auth: tapline::config::AuthConfig = serde_json::from_value(json!({
+    let block: tapline::config::ComponentConfig = serde_json::from_value(json!({
         "type": "client-secret",
         "token-url": idp().token_url(),
         "client-id": client.id,
         "client-secret": client.secret,
     }))
-    .expect("a valid auth block");
-    tapline::auth::Credentials::from_auth(&auth, &Default::default()).expect("credentials build")
+    .expect("an auth block");
+    tapline::Registry::builtin()
+        .provider_for(&block)
+        .expect("a valid auth block")
+        .credentials(&Default::default())
+        .expect("credentials build")
 }
