@@ -379,9 +379,19 @@ async fn two_hundred_concurrent_callers_cause_one_token_request_per_refresh() {
     // one background refresh runs.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let during = wave().await;
+    // The first callers of the wave get the still-valid token at once; callers that come after
+    // the background refresh finished (a busy machine spreads the wave out) get the new one.
     assert!(
-        during.iter().all(|t| Arc::ptr_eq(t, &first[0])),
+        Arc::ptr_eq(&during[0], &first[0]),
         "callers kept the valid token"
+    );
+    let refreshed: Vec<_> = during
+        .iter()
+        .filter(|t| !Arc::ptr_eq(t, &first[0]))
+        .collect();
+    assert!(
+        refreshed.iter().all(|t| Arc::ptr_eq(t, refreshed[0])),
+        "one refreshed token for everybody"
     );
     for _ in 0..50 {
         if idp.issued(&client.id).await >= 2 {
@@ -400,7 +410,7 @@ async fn two_hundred_concurrent_callers_cause_one_token_request_per_refresh() {
         "one request for 200 callers after expiry"
     );
     assert!(after.iter().all(|t| Arc::ptr_eq(t, &after[0])));
-    assert!(!Arc::ptr_eq(&after[0], &during[0]));
+    assert!(during.iter().all(|t| !Arc::ptr_eq(&after[0], t)));
 }
 
 #[tokio::test]
