@@ -12,6 +12,7 @@
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
 mod auth;
+mod byte_size;
 mod duration;
 mod env;
 mod error;
@@ -32,6 +33,7 @@ pub use auth::{
     AuthConfig, BrowserConfig, CertificateConfig, ClientAuth, ClientSecretConfig, DeviceCodeConfig,
     InteractiveEndpoints, KognicConfig, Scopes, TokenConfig, WorkloadIdentityConfig,
 };
+pub use byte_size::{ByteSize, InvalidByteSize};
 pub use duration::{Duration, InvalidDuration};
 pub use error::{without_values, Error, Problem};
 pub use load::{config_path, load, Options, TaskTypes};
