@@ -437,6 +437,43 @@ sink: {type: http, path: timeseries/data, wrap: items, batch-size: 500}
     }
 
     #[test]
+    fn allowed_origins_must_be_origins_and_need_session_auth() {
+        let error = build(config(
+            "source: {url: readings, auth: session, allowed-origins: ['https://ok.example', 'https://x.example/path']}\nsink: {type: stdout}",
+        ))
+        .unwrap_err();
+        assert_eq!(error.key.as_deref(), Some("source.allowed-origins[1]"));
+        let error = build(config(
+            "source: {url: 'https://s.example/r', allowed-origins: ['https://s.example']}\nsink: {type: stdout}",
+        ))
+        .unwrap_err();
+        assert_eq!(error.key.as_deref(), Some("source.allowed-origins"));
+        assert!(build(config(
+            "source: {url: readings, auth: session, allowed-origins: ['https://ok.example:8443']}\nsink: {type: stdout}",
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn max_body_size_defaults_to_64_mib_and_takes_units() {
+        let source = |yaml: &str| config(yaml).source.max_body_size;
+        assert_eq!(
+            source("source: {url: 'https://s.example/r'}\nsink: {type: stdout}"),
+            ByteSize::mib(64)
+        );
+        assert_eq!(
+            source(
+                "source: {url: 'https://s.example/r', max-body-size: 512KiB}\nsink: {type: stdout}"
+            ),
+            ByteSize::new(512 * 1024)
+        );
+        assert!(serde_yaml::from_str::<HttpPollConfig>(
+            "source: {url: 'https://s.example/r', max-body-size: lots}\nsink: {type: stdout}"
+        )
+        .is_err());
+    }
+
+    #[test]
     fn rejects_a_pointer_without_slash() {
         let error = build(config(
             "source: {url: 'http://127.0.0.1/x', records: items}\nsink: {type: stdout}",

@@ -272,18 +272,18 @@ async fn a_next_link_to_another_origin_fails_the_run_and_gets_no_token() {
         .to_string();
 
     assert!(
-        error.contains(&format!("links to {elsewhere}, which is neither")),
-        "{error}"
-    );
-    assert!(error.contains("source.allowed-origins"), "{error}");
-    assert!(!error.contains("s3cret"), "no query in errors: {error}");
-    assert!(
         foreign
             .recorded()
             .iter()
             .all(|r| r.authorization().is_none()),
         "the foreign origin got a token"
     );
+    assert!(
+        error.contains(&format!("links to {elsewhere}, which is neither")),
+        "{error}"
+    );
+    assert!(error.contains("source.allowed-origins"), "{error}");
+    assert!(!error.contains("s3cret"), "no query in errors: {error}");
     assert!(api.requests_to("/readings")[0]
         .token_check
         .as_ref()
