@@ -273,6 +273,7 @@ impl Session {
             }
         }
     }
+
     /// The client of this handle's [`Access`]: with or without `session.headers`.
     fn client(&self) -> &reqwest::Client {
         match self.access {
