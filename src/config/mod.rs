@@ -13,6 +13,7 @@
 //!    `check.rs`);
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
+mod byte_size;
 pub(crate) mod check;
 mod component;
 mod duration;
@@ -31,6 +32,7 @@ mod task;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use byte_size::{ByteSize, InvalidByteSize};
 pub use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
 pub use duration::{Duration, InvalidDuration};

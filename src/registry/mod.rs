@@ -137,6 +137,15 @@ impl Registry {
             .map_err(|error| error.locate("auth"))
     }
 
+    /// Builds the sink a `sink:` block names, with its `batch-size` (for running a source
+    /// outside the runner, with [`TaskContext::with_sink`]).
+    ///
+    /// [`TaskContext::with_sink`]: crate::runner::TaskContext::with_sink
+    pub fn sink_for(&self, block: &ComponentConfig) -> Result<Destination, Vec<Problem>> {
+        self.destination(block)
+            .map_err(|error| error.locate("sink"))
+    }
+
     /// Builds the provider and every task of `config` for the runner, or returns every problem.
     pub fn plan(&self, config: &Config) -> Result<Plan, Vec<Problem>> {
         let mut problems = Vec::new();

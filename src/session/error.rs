@@ -31,6 +31,34 @@ pub enum Error {
     /// No token could be had for the request.
     #[error("no access token for the request")]
     Auth(#[from] crate::auth::Error),
+    /// The request would have carried the bearer token to an origin it is not meant for; it was
+    /// not sent. Only the origin is named: the rest of the URL may hold secrets.
+    #[error("{method} to {origin} not sent: the bearer token goes only to {allowed}")]
+    OriginNotAllowed {
+        /// The method.
+        method: Method,
+        /// `scheme://host:port` of the refused URL.
+        origin: String,
+        /// The origins the token may go to.
+        allowed: String,
+    },
+    /// The response body was longer than the caller's limit; reading stopped there.
+    #[error("{url} answered a body larger than {limit}")]
+    BodyTooLarge {
+        /// The URL without its query.
+        url: String,
+        /// The limit.
+        limit: crate::config::ByteSize,
+    },
+    /// The connection failed while the body was read.
+    #[error("reading the body of {url} failed")]
+    BodyRead {
+        /// The URL without its query.
+        url: String,
+        /// The client's error (without the URL).
+        #[source]
+        source: reqwest::Error,
+    },
     /// No response: the connection failed or timed out, on the last attempt.
     #[error("{method} {url} {what} {}{}", Attempts(*attempts), Why(*why))]
     Transport {

@@ -8,7 +8,9 @@
 //! 1. wait for a slot under `max-in-flight` (a semaphore shared by all tasks, first come first
 //!    served);
 //! 2. take the token that is current *now* from [`Credentials`](crate::auth::Credentials), so a
-//!    retry after a refresh carries the new token;
+//!    retry after a refresh carries the new token; a request outside `session.base-url`'s origin
+//!    (and the origins the handle was allowed, [`Session::allowing_origins`]) is refused instead
+//!    of carrying it, wherever its URL came from;
 //! 3. send; then ask [`RetryPolicy`] what the outcome means ([`Decision`]):
 //!    - done: the response is returned;
 //!    - 401: exactly the token that was sent is invalidated, the shared cache fetches one fresh
@@ -19,6 +21,10 @@
 //!      delay (exponential, full jitter), at most `max-retries` times;
 //!    - anything else: an [`Error`] naming the URL (without query), status, attempts and, for
 //!      4xx, the start of the body.
+//!
+//! [`Session::unauthenticated`] goes through the same loop with neither the token nor
+//! `session.headers`, for third-party sources: they get the same retries, backoff, `Retry-After`
+//! and `max-in-flight` slots. [`read_body`] reads a response body with a size limit.
 //!
 //! Bodies are buffered ([`RequestBuilder::json`], [`RequestBuilder::body`]) so every attempt sends
 //! the same bytes; a stream ([`RequestBuilder::body_stream`]) is sent once and never retried.
@@ -42,19 +48,25 @@
 //! # Ok(()) }
 //! ```
 
+mod body;
 mod client;
 mod error;
 mod events;
 mod limit;
+mod origin;
 mod request;
 mod retry;
 mod send;
 
 /// `tapline/<version>`, the user agent of every request (defined by the transport).
 pub use crate::transport::USER_AGENT;
+pub use body::read_body;
 pub use error::Error;
+pub(crate) use origin::OriginOf;
+pub use origin::{parse_origin, InvalidOrigin};
 pub use request::RequestBuilder;
 pub use retry::{Decision, GiveUp, Outcome, Progress, Reason, RetryPolicy, Wait};
 pub use send::Session;
+pub use url::Origin;
 
 use error::BODY_EXCERPT_BYTES;

@@ -6,15 +6,16 @@ use std::time::{Instant, SystemTime};
 use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, Response};
 use tracing::Instrument;
-use url::Url;
+use url::{Origin, Url};
 
 use super::error::excerpt;
 use super::events::{AttemptFinished, RetryScheduled, TokenRejected};
 use super::limit::InFlightLimit;
+use super::origin::{OriginOf, TokenOrigins};
 use super::request::Prepared;
 use super::retry::{Decision, GiveUp, Outcome, Progress, RetryPolicy, Wait};
 use super::{client, Error, RequestBuilder, BODY_EXCERPT_BYTES};
-use crate::auth::Credentials;
+use crate::auth::{AccessToken, Credentials};
 use crate::config::SessionConfig;
 use crate::retry_after;
 
@@ -26,12 +27,22 @@ pub struct Session {
     task: Option<Arc<str>>,
     /// The `task` label of metrics: the task, or empty.
     label: Arc<str>,
+    access: Access,
+}
+
+/// What a handle's requests carry besides the request's own headers.
+#[derive(Clone, Debug)]
+enum Access {
+    /// `session.headers` and, at these origins only, the bearer token.
+    Token(TokenOrigins),
+    /// Neither: for third-party sources that must never see the API's credentials.
+    Anonymous,
 }
 
 struct Shared {
     client: reqwest::Client,
     /// Same transport, no default headers and never a token: for third-party sources.
-    unauthenticated: reqwest::Client,
+    anonymous: reqwest::Client,
     base_url: Option<Url>,
     credentials: Credentials,
     policy: RetryPolicy,
@@ -63,9 +74,10 @@ impl Session {
             .map(|base| Url::parse(base).map_err(|_| Error::InvalidUrl(crate::redact::url(base))))
             .transpose()?;
         Ok(Self {
+            access: Access::Token(TokenOrigins::of_base(base_url.as_ref())),
             shared: Arc::new(Shared {
                 client: client::build(config)?,
-                unauthenticated: crate::transport::client(config)?,
+                anonymous: crate::transport::client(config)?,
                 base_url,
                 credentials,
                 policy: RetryPolicy::from_config(&config.retries),
@@ -80,9 +92,9 @@ impl Session {
     pub fn for_task(&self, task: &str) -> Self {
         let task: Arc<str> = task.into();
         Self {
-            shared: self.shared.clone(),
             task: Some(task.clone()),
             label: task,
+            ..self.clone()
         }
     }
 
@@ -91,11 +103,42 @@ impl Session {
         self.task.as_deref()
     }
 
-    /// A client with the session's transport (timeouts, proxy, CA roots, user agent) but without
-    /// its default headers, token, retries or in-flight limit: for sources that must never see
-    /// the API's credentials.
-    pub fn unauthenticated(&self) -> &reqwest::Client {
-        &self.shared.unauthenticated
+    /// The same session without its default headers or token, for sources that must never see
+    /// the API's credentials. Everything else is shared: the transport (timeouts, proxy, CA
+    /// roots, user agent), retries with backoff and `Retry-After`, and the `max-in-flight` slots.
+    pub fn unauthenticated(&self) -> Self {
+        Self {
+            access: Access::Anonymous,
+            ..self.clone()
+        }
+    }
+
+    /// The same session, also sending its token to `origins` (besides `session.base-url`'s).
+    /// An unauthenticated handle stays unauthenticated.
+    ///
+    /// Only for origins the operator named in the config: an origin taken from response data
+    /// would undo the protection (see [`Session::sends_token_to`]).
+    pub fn allowing_origins(&self, origins: impl IntoIterator<Item = Origin>) -> Self {
+        let access = match &self.access {
+            Access::Token(allowed) => Access::Token(allowed.with(origins)),
+            Access::Anonymous => Access::Anonymous,
+        };
+        Self {
+            access,
+            ..self.clone()
+        }
+    }
+
+    /// Whether a request to `url` through this handle may carry the bearer token: `url` is at
+    /// `session.base-url`'s origin (scheme, host and port) or at one of the origins allowed with
+    /// [`Session::allowing_origins`]. An authenticated request anywhere else is refused with
+    /// [`Error::OriginNotAllowed`] before it is sent; an unauthenticated handle sends no token,
+    /// so nothing is refused there.
+    pub fn sends_token_to(&self, url: &Url) -> bool {
+        match &self.access {
+            Access::Token(allowed) => allowed.allows(url),
+            Access::Anonymous => false,
+        }
     }
 
     /// The credentials whose tokens this session sends.
@@ -137,7 +180,9 @@ impl Session {
         RequestBuilder::new(self.clone(), method, self.resolve(path))
     }
 
-    fn resolve(&self, path: &str) -> Result<Url, Error> {
+    /// The absolute URL `path` means for this session: itself when absolute, else joined to
+    /// `base-url`.
+    pub fn resolve(&self, path: &str) -> Result<Url, Error> {
         let joined = match &self.shared.base_url {
             Some(base) => base.join(path),
             None => Url::parse(path),
@@ -172,7 +217,7 @@ impl Session {
             // token that expired meanwhile.
             let permit = shared.limit.acquire().await;
             // The token is looked up at every attempt: a retry after a refresh carries the new one.
-            let token = shared.credentials.token().await?;
+            let token = self.token_for(&request).await?;
             let mut outgoing = reqwest::Request::new(request.method.clone(), request.url.clone());
             *outgoing.headers_mut() = request.headers.clone();
             if let Some(token) = &token {
@@ -184,7 +229,7 @@ impl Session {
             *outgoing.timeout_mut() = request.timeout;
 
             let started = Instant::now();
-            let result = shared.client.execute(outgoing).await;
+            let result = self.client().execute(outgoing).await;
             let elapsed = started.elapsed();
             drop(permit);
 
@@ -241,6 +286,31 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The client of this handle's [`Access`]: with or without `session.headers`.
+    fn client(&self) -> &reqwest::Client {
+        match self.access {
+            Access::Token(_) => &self.shared.client,
+            Access::Anonymous => &self.shared.anonymous,
+        }
+    }
+
+    /// The token to attach to `request`, if any; an error when there is one and `request` goes
+    /// to an origin it is not meant for.
+    async fn token_for(&self, request: &Prepared) -> Result<Option<Arc<AccessToken>>, Error> {
+        let Access::Token(allowed) = &self.access else {
+            return Ok(None);
+        };
+        let token = self.shared.credentials.token().await?;
+        if token.is_some() && !allowed.allows(&request.url) {
+            return Err(Error::OriginNotAllowed {
+                method: request.method.clone(),
+                origin: OriginOf(&request.url).to_string(),
+                allowed: allowed.describe(),
+            });
+        }
+        Ok(token)
     }
 }
 

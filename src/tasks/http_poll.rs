@@ -13,8 +13,19 @@
 //!     next: /links/next        # JSON pointer to the next page's URL (pagination)
 //!     headers: {accept: application/json}
 //!     auth: none               # none (default) | session (send the shared bearer token)
+//!     allowed-origins: []      # with auth: session, origins besides session.base-url's
+//!     max-body-size: 64MiB     # per page; a larger answer fails the run
 //!   sink: {type: http, path: timeseries/data, wrap: items, batch-size: 500}
 //! ```
+//!
+//! Both kinds of source go through the shared session's send loop (retries, backoff,
+//! `Retry-After`, `max-in-flight`); `auth: none` only leaves out the token and `session.headers`.
+//! Pagination ends at a page without `next`, and fails the run at a `next` that leads back to a
+//! page of the same run, at one that leaves the allowed origins (`auth: session`), or after
+//! 10,000 pages.
+
+mod events;
+mod trail;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,11 +34,14 @@ use reqwest::header::{HeaderName, HeaderValue};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
-use url::Url;
+use url::{Origin, Url};
 
-use crate::config::BuildError;
+use crate::config::{BuildError, ByteSize};
 use crate::redact;
 use crate::runner::{Task, TaskContext, TaskError};
+use crate::session::{self, parse_origin, Session};
+use events::CursorMissing;
+use trail::Trail;
 
 /// `type: http-poll`: poll a URL and follow its pages; the records go to the task's `sink:`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -56,12 +70,26 @@ pub struct SourceConfig {
     /// JSON pointer to the next page's URL (absolute or relative to the page's URL); pages are
     /// followed until it is missing, null or empty.
     pub next: Option<String>,
-    /// `none`: a plain request; `session`: through the shared session, with the bearer token.
+    /// `none`: no token and no `session.headers`; `session`: with the bearer token, and relative
+    /// URLs resolved against `session.base-url`.
     #[serde(default)]
     pub auth: SourceAuth,
+    /// With `auth: session`, the origins (`https://api.example.com:8443`) besides
+    /// `session.base-url`'s that may receive the bearer token: the source URL's, if it is
+    /// elsewhere, and any that `next` links lead to. Any other origin fails the run.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// The largest page body read (`64MiB`, `512KiB`, or bytes); a larger one fails the run
+    /// before it fills the memory.
+    #[serde(default = "default_max_body_size")]
+    pub max_body_size: ByteSize,
 }
 
-/// Hand-written: the URL's password and query and the header values may hold API keys.
+fn default_max_body_size() -> ByteSize {
+    ByteSize::mib(64)
+}
+
+/// Hand-written: the URL's query and the header values may hold API keys.
 impl fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SourceConfig")
@@ -72,6 +100,8 @@ impl fmt::Debug for SourceConfig {
             .field("initial_cursor", &self.initial_cursor)
             .field("next", &self.next)
             .field("auth", &self.auth)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_body_size", &self.max_body_size)
             .finish()
     }
 }
@@ -83,7 +113,8 @@ pub enum SourceAuth {
     /// No Authorization header: the source is a different service than the target API.
     #[default]
     None,
-    /// Through the shared session (base URL, bearer token, retries).
+    /// With the shared session's token (only to `session.base-url`'s origin and
+    /// `allowed-origins`) and base URL.
     Session,
 }
 
@@ -92,9 +123,9 @@ pub enum SourceAuth {
 pub struct HttpPoll {
     config: HttpPollConfig,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// `source.allowed-origins`, parsed.
+    origins: Vec<Origin>,
 }
-
-const MAX_PAGES: usize = 10_000;
 
 /// Builds an `http-poll` task, checking what serde cannot.
 pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
@@ -127,6 +158,7 @@ pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
             }
         }
     }
+    let origins = allowed_origins(source)?;
     let mut headers = Vec::new();
     for (name, value) in &source.headers {
         let key = format!("source.headers.{name}");
@@ -138,52 +170,48 @@ pub fn build(config: HttpPollConfig) -> Result<HttpPoll, BuildError> {
         value.set_sensitive(true);
         headers.push((name, value));
     }
-    Ok(HttpPoll { config, headers })
+    Ok(HttpPoll {
+        config,
+        headers,
+        origins,
+    })
+}
+
+/// `source.allowed-origins`: each an origin, and only where a token is sent at all.
+fn allowed_origins(source: &SourceConfig) -> Result<Vec<Origin>, BuildError> {
+    if source.auth == SourceAuth::None && !source.allowed_origins.is_empty() {
+        return Err(BuildError::at(
+            "source.allowed-origins",
+            "only applies to auth: session (with auth: none no token is sent anywhere)",
+        ));
+    }
+    source
+        .allowed_origins
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            parse_origin(text).map_err(|error| {
+                BuildError::at(
+                    &format!("source.allowed-origins[{index}]"),
+                    error.to_string(),
+                )
+            })
+        })
+        .collect()
 }
 
 impl HttpPoll {
-    async fn fetch(&self, ctx: &TaskContext, url: &str) -> Result<Value, TaskError> {
-        let response = match self.config.source.auth {
-            SourceAuth::Session => {
-                let mut request = ctx.session().get(url);
-                for (name, value) in &self.headers {
-                    request = request.header(name.clone(), value.clone());
-                }
-                tokio::select! {
-                    response = request.send() => response?,
-                    _ = ctx.cancelled() => return Err(TaskError::Cancelled),
-                }
-            }
-            SourceAuth::None => {
-                let mut request = ctx.session().unauthenticated().get(url);
-                for (name, value) in &self.headers {
-                    request = request.header(name.clone(), value.clone());
-                }
-                tokio::select! {
-                    response = request.send() => response.map_err(|e| TaskError::with(format!("GET {} failed", redact::url(url)), e.without_url()))?,
-                    _ = ctx.cancelled() => return Err(TaskError::Cancelled),
-                }
-            }
-        };
-        let status = response.status();
-        if !status.is_success() {
-            return Err(TaskError::msg(format!(
-                "GET {} answered {status}",
-                redact::url(url)
-            )));
+    /// The session handle of this source: without any credentials for `auth: none`, else
+    /// sending the token to `session.base-url`'s origin and `source.allowed-origins` only.
+    fn session(&self, ctx: &TaskContext) -> Session {
+        match self.config.source.auth {
+            SourceAuth::None => ctx.session().unauthenticated(),
+            SourceAuth::Session => ctx.session().allowing_origins(self.origins.iter().cloned()),
         }
-        let body = tokio::select! {
-            body = response.bytes() => body.map_err(|e| TaskError::with(format!("reading {} failed", redact::url(url)), e.without_url()))?,
-            _ = ctx.cancelled() => return Err(TaskError::Cancelled),
-        };
-        serde_json::from_slice(&body)
-            .map_err(|e| TaskError::with(format!("{} did not answer JSON", redact::url(url)), e))
     }
-}
 
-#[async_trait::async_trait]
-impl Task for HttpPoll {
-    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
+    /// The first page: `source.url` with the saved cursor, resolved.
+    fn first_url(&self, ctx: &TaskContext, session: &Session) -> Result<Url, TaskError> {
         let source = &self.config.source;
         let saved: Option<Value> = ctx.state().get("cursor")?;
         let cursor = match &saved {
@@ -192,20 +220,124 @@ impl Task for HttpPoll {
             Some(other) => other.to_string(),
         };
         let encoded: String = url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
-        let mut url = source.url.replace("{cursor}", &encoded);
+        let text = source.url.replace("{cursor}", &encoded);
+        let url = session.resolve(&text).map_err(|_| {
+            TaskError::msg(format!(
+                "source.url: {:?} is not a URL (a relative one needs auth: session and session.base-url)",
+                redact::url(&text)
+            ))
+        })?;
+        if source.auth == SourceAuth::Session && !session.sends_token_to(&url) {
+            return Err(TaskError::msg(format!(
+                "source.url: {} is not session.base-url's origin; list it in \
+                 source.allowed-origins to send the bearer token there, or use auth: none",
+                session::OriginOf(&url)
+            )));
+        }
+        Ok(url)
+    }
+
+    /// The page after `page`: its `source.next` link resolved against it, if there is one.
+    fn next_url(
+        &self,
+        session: &Session,
+        page: &Url,
+        body: &Value,
+    ) -> Result<Option<Url>, TaskError> {
+        let source = &self.config.source;
+        let next = source
+            .next
+            .as_deref()
+            .and_then(|pointer| body.pointer(pointer))
+            .and_then(Value::as_str)
+            .filter(|next| !next.is_empty());
+        let Some(next) = next else {
+            return Ok(None);
+        };
+        let url = page
+            .join(next)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                TaskError::msg(format!(
+                    "source.next: {} answered {:?}, which is not an http(s) URL",
+                    redact::url(page.as_str()),
+                    redact::url(next)
+                ))
+            })?;
+        if source.auth == SourceAuth::Session && !session.sends_token_to(&url) {
+            return Err(TaskError::msg(format!(
+                "source.next: {} links to {}, which is neither session.base-url's origin nor in \
+                 source.allowed-origins; not following it, so the bearer token does not go there",
+                redact::url(page.as_str()),
+                session::OriginOf(&url)
+            )));
+        }
+        Ok(Some(url))
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &TaskContext,
+        session: &Session,
+        url: &Url,
+    ) -> Result<Value, TaskError> {
+        let mut request = session.get(url.as_str());
+        for (name, value) in &self.headers {
+            request = request.header(name.clone(), value.clone());
+        }
+        let response = tokio::select! {
+            response = request.send() => response?,
+            _ = ctx.cancelled() => return Err(TaskError::Cancelled),
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(TaskError::msg(format!(
+                "GET {} answered {status}",
+                redact::url(url.as_str())
+            )));
+        }
+        let body = tokio::select! {
+            body = session::read_body(response, self.config.source.max_body_size) => body.map_err(too_large_hint)?,
+            _ = ctx.cancelled() => return Err(TaskError::Cancelled),
+        };
+        serde_json::from_slice(&body).map_err(|e| {
+            TaskError::with(
+                format!("{} did not answer JSON", redact::url(url.as_str())),
+                e,
+            )
+        })
+    }
+}
+
+/// Says which key to raise when a page was too large.
+fn too_large_hint(error: session::Error) -> TaskError {
+    match error {
+        error @ session::Error::BodyTooLarge { .. } => TaskError::with(
+            "a page is over source.max-body-size (raise it if the source's pages really are this large)",
+            error,
+        ),
+        error => error.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Task for HttpPoll {
+    async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
+        let source = &self.config.source;
+        let session = self.session(&ctx);
+        let mut url = self.first_url(&ctx, &session)?;
+        let mut trail = Trail::default();
         let mut next_cursor = None;
+        let mut cursor_seen = false;
         let mut total = 0usize;
         let mut output = ctx.output()?;
-        for page in 0.. {
-            if page == MAX_PAGES {
-                return Err(TaskError::msg(format!(
-                    "stopped after {MAX_PAGES} pages; check source.next"
-                )));
-            }
+        loop {
+            trail.enter(&url)?;
             if ctx.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
-            let body = self.fetch(&ctx, &url).await?;
+            let body = self.fetch(&ctx, &session, &url).await?;
             let records = match source.records.as_deref() {
                 None | Some("") => body.as_array(),
                 Some(pointer) => body.pointer(pointer).and_then(Value::as_array),
@@ -213,7 +345,7 @@ impl Task for HttpPoll {
             let Some(records) = records else {
                 return Err(TaskError::msg(format!(
                     "{} answered no records array at {:?}",
-                    redact::url(&url),
+                    redact::url(url.as_str()),
                     source.records.as_deref().unwrap_or("")
                 )));
             };
@@ -221,24 +353,15 @@ impl Task for HttpPoll {
             total += records.len();
             output.extend(records.iter().cloned()).await?;
             if let Some(pointer) = &source.cursor {
-                if let Some(value) = body.pointer(pointer).filter(|v| !v.is_null()) {
-                    next_cursor = Some(value.clone());
+                if let Some(value) = body.pointer(pointer) {
+                    cursor_seen = true;
+                    if !value.is_null() {
+                        next_cursor = Some(value.clone());
+                    }
                 }
             }
-            let next = source
-                .next
-                .as_deref()
-                .and_then(|pointer| body.pointer(pointer))
-                .and_then(Value::as_str)
-                .filter(|next| !next.is_empty());
-            match next {
-                Some(next) => {
-                    let base = Url::parse(&url).ok();
-                    url = match base.and_then(|base| base.join(next).ok()) {
-                        Some(joined) => joined.to_string(),
-                        None => next.to_string(),
-                    };
-                }
+            match self.next_url(&session, &url, &body)? {
+                Some(next) => url = next,
                 None => break,
             }
         }
@@ -246,6 +369,18 @@ impl Task for HttpPoll {
         // Every page was delivered: only now may the cursor move.
         if let Some(cursor) = next_cursor {
             ctx.state().set("cursor", &cursor)?;
+        }
+        if let Some(pointer) = source
+            .cursor
+            .as_deref()
+            .filter(|_| !cursor_seen && total > 0)
+        {
+            CursorMissing {
+                task: ctx.name(),
+                pointer,
+                records: total,
+            }
+            .emit();
         }
         tracing::info!(records = total, "poll done");
         Ok(())
@@ -288,6 +423,41 @@ source: {url: "https://source.example.com/readings?since={cursor}", records: /it
     fn rejects_a_relative_url_without_session_auth() {
         let error = build(config("source: {url: readings}")).unwrap_err();
         assert_eq!(error.key(), Some("source.url"));
+    }
+
+    #[test]
+    fn allowed_origins_must_be_origins_and_need_session_auth() {
+        let error = build(config(
+            "source: {url: readings, auth: session, allowed-origins: ['https://ok.example', 'https://x.example/path']}",
+        ))
+        .unwrap_err();
+        assert_eq!(error.key(), Some("source.allowed-origins[1]"));
+        let error = build(config(
+            "source: {url: 'https://s.example/r', allowed-origins: ['https://s.example']}",
+        ))
+        .unwrap_err();
+        assert_eq!(error.key(), Some("source.allowed-origins"));
+        assert!(build(config(
+            "source: {url: readings, auth: session, allowed-origins: ['https://ok.example:8443']}",
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn max_body_size_defaults_to_64_mib_and_takes_units() {
+        let source = |yaml: &str| config(yaml).source.max_body_size;
+        assert_eq!(
+            source("source: {url: 'https://s.example/r'}"),
+            ByteSize::mib(64)
+        );
+        assert_eq!(
+            source("source: {url: 'https://s.example/r', max-body-size: 512KiB}"),
+            ByteSize::new(512 * 1024)
+        );
+        assert!(serde_yaml::from_str::<HttpPollConfig>(
+            "source: {url: 'https://s.example/r', max-body-size: lots}"
+        )
+        .is_err());
     }
 
     #[test]

@@ -173,6 +173,15 @@ pub const FILE_LINES_SKIPPED: Metric = Metric {
     help: "Lines the file task skipped, by reason: too-long (over source.max-line-bytes).",
 };
 
+/// Runs whose pages never had the configured cursor (src/tasks/http_poll/events.rs).
+pub const HTTP_POLL_CURSOR_MISSING: Metric = Metric {
+    name: "tapline_http_poll_cursor_missing_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task"],
+    help: "http-poll runs that delivered records but found no cursor at source.cursor on any page; the next run reads them again.",
+};
+
 /// The whole catalogue.
 pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
@@ -187,6 +196,7 @@ pub const ALL: &[Metric] = &[
     TASK_RECORDS_EXTRACTED,
     TASK_RECORDS_DELIVERED,
     FILE_LINES_SKIPPED,
+    HTTP_POLL_CURSOR_MISSING,
 ];
 
 #[cfg(test)]

@@ -95,11 +95,12 @@ fn a_failing_startup_task_exits_1_and_no_other_task_runs() {
     let port = loopback::free_port();
     let out_file = dir.path().join("out.jsonl");
     write(dir.path(), "data.jsonl", "{\"a\": 1}\n");
+    // A source without auth is retried like the session's requests: keep the retries short.
     let config = write(
         dir.path(),
         "tapline.yaml",
         &format!(
-            "auth: {{type: none}}\nstate: {{path: {state}}}\ntasks:\n  - name: boot\n    type: http-poll\n    schedule: startup\n    source: {{url: 'http://127.0.0.1:{port}/nothing-listens'}}\n    sink: {{type: stdout}}\n  - name: copy\n    type: file\n    schedule: {{interval: 1s}}\n    source: {{path: '{data}'}}\n    sink: {{type: jsonl, path: '{out}'}}\n",
+            "auth: {{type: none}}\nstate: {{path: {state}}}\nsession: {{retries: {{max-retries: 1, initial-backoff: 10ms}}}}\ntasks:\n  - name: boot\n    type: http-poll\n    schedule: startup\n    source: {{url: 'http://127.0.0.1:{port}/nothing-listens'}}\n    sink: {{type: stdout}}\n  - name: copy\n    type: file\n    schedule: {{interval: 1s}}\n    source: {{path: '{data}'}}\n    sink: {{type: jsonl, path: '{out}'}}\n",
             state = dir.path().join("state.json").display(),
             data = dir.path().join("data.jsonl").display(),
             out = out_file.display(),

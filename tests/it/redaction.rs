@@ -94,10 +94,11 @@ fn session_source_and_next_link_passwords_never_appear_in_errors_or_the_trace_lo
     assert_redacted(
         &out,
         &[
-            // The session sends a base URL's user and password as HTTP Basic, not in the URL.
+            // The session sends a URL's user and password as HTTP Basic, not in the URL, for
+            // the base URL, a source URL and a `next` link alike.
             format!("GET http://{at}/api/readings answered 404 Not Found"),
-            format!("GET http://***:***@{at}/missing answered 404 Not Found"),
-            format!("GET http://***:***@{at}/gone answered 404 Not Found"),
+            format!("GET http://{at}/missing answered 404 Not Found"),
+            format!("GET http://{at}/gone answered 404 Not Found"),
         ],
     );
 }

@@ -15,7 +15,8 @@ use crate::harness::logs;
 const MS: Duration = Duration::from_millis(1);
 
 /// Small backoffs keep the suite fast; `max-retry-after` lets Retry-After tests wait seconds.
-fn config(base_url: &str) -> SessionConfig {
+/// Other areas' tests use it for their sessions too.
+pub(crate) fn config(base_url: &str) -> SessionConfig {
     SessionConfig {
         base_url: Some(base_url.to_string()),
         timeout: ConfigDuration::from_secs(5),
@@ -718,5 +719,133 @@ async fn a_401_without_authentication_is_not_resent() {
         api.requests_to("/items").len(),
         1,
         "no token to refresh, so no resend"
+    );
+}
+
+/// The origin rule lives in the session: whatever built the URL (a task, a `next` link, a record),
+/// an authenticated request outside `session.base-url`'s origin is refused before it is sent.
+#[tokio::test]
+async fn the_token_never_goes_to_another_origin() {
+    let api = Api::start().await.verifying(idp()).await;
+    let foreign = Api::start().await;
+    let (_client, credentials) = client(3600).await;
+    let session = Session::new(&config(&api.base_url()), credentials).unwrap();
+    let elsewhere = format!("http://{}", foreign.addr);
+
+    for url in [
+        format!("{elsewhere}/page2?api_key=s3cret"),
+        // Protocol-relative: joined to the base, it lands on the other host.
+        format!("//{}/page2?api_key=s3cret", foreign.addr),
+    ] {
+        let error = session.get(&url).send().await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            matches!(error, tapline::session::Error::OriginNotAllowed { .. }),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("GET to {elsewhere} not sent")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&api.base_url()[..api.base_url().len() - 1]),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "no query in errors: {message}");
+    }
+    // The base origin itself still gets its token.
+    session.get("items").send().await.unwrap();
+    assert!(api.requests_to("/items")[0]
+        .token_check
+        .as_ref()
+        .unwrap()
+        .is_ok());
+
+    // Without a token, any origin; with an explicitly allowed origin, the token goes there.
+    session
+        .unauthenticated()
+        .get(&format!("{elsewhere}/open"))
+        .send()
+        .await
+        .unwrap();
+    let origin = tapline::session::parse_origin(&elsewhere).unwrap();
+    session
+        .allowing_origins([origin])
+        .get(&format!("{elsewhere}/allowed"))
+        .send()
+        .await
+        .unwrap();
+
+    let seen: Vec<(String, bool)> = foreign
+        .recorded()
+        .iter()
+        .map(|r| (r.path.clone(), r.authorization().is_some()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("/open".to_string(), false), ("/allowed".to_string(), true)],
+        "the refused requests never arrived; only the allowed one carried a token"
+    );
+}
+
+#[tokio::test]
+async fn unauthenticated_requests_get_retries_and_retry_after_but_no_credentials() {
+    let api = Api::start().await;
+    let source = Api::start().await;
+    source.script(
+        "/readings",
+        [
+            Reply::status(503),
+            Reply::status(503),
+            Reply::status(429).header("retry-after", "1"),
+        ],
+    );
+    let (_client, credentials) = client(3600).await;
+    let mut config = config(&api.base_url());
+    config
+        .headers
+        .insert("x-api-key".into(), "for-the-api-only".into());
+    let session = Session::new(&config, credentials)
+        .unwrap()
+        .unauthenticated();
+
+    let response = session
+        .get(&format!("http://{}/readings", source.addr))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let requests = source.requests_to("/readings");
+    assert_eq!(requests.len(), 4, "two 503s and a 429 retried");
+    assert!(
+        requests[3].at - requests[2].at >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured: {:?}",
+        requests[3].at - requests[2].at
+    );
+    for request in &requests {
+        assert!(request.authorization().is_none());
+        assert!(request.headers.get("x-api-key").is_none());
+        assert_eq!(request.headers["user-agent"], tapline::session::USER_AGENT);
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_connection_refused_is_retried_then_reported() {
+    let port = crate::harness::loopback::free_port();
+    let session = Session::new(&config("http://127.0.0.1:1/"), Credentials::none())
+        .unwrap()
+        .unauthenticated();
+
+    let error = session
+        .get(&format!("http://127.0.0.1:{port}/readings"))
+        .send()
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.attempts(), Some(4), "{error}");
+    assert!(
+        error.to_string().contains("could not connect (4 attempts)"),
+        "{error}"
     );
 }
