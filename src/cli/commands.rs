@@ -132,15 +132,13 @@ fn kognic_block(credentials: Option<PathBuf>, server: Option<String>) -> Compone
     ComponentConfig::new("kognic", keys)
 }
 
-/// Writes a line to stdout. A reader that went away (`tapline token | head -c0`) is not an
-/// error worth a message; a closed or broken stdout otherwise is, and never a panic.
+/// Writes a line to stdout, or says why it could not: a reader that went away (a broken pipe)
+/// is an error (exit 1) with a message, never a panic as with `println!`.
 fn print_line(text: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
-    match writeln!(out, "{text}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(source) => Err(Error::Stdout(source)),
-    }
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(Error::Stdout)
 }
 
 /// Logs of the one-shot commands go to stderr (stdout may carry a token), at `warn` unless

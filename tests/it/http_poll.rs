@@ -579,3 +579,46 @@ async fn a_cursor_missing_from_every_page_warns_and_counts() {
         .collect();
     assert_eq!(paths.len(), 3);
 }
+
+/// `batch-size` holds across pages: 25 one-record pages reach the target as 3 POSTs.
+#[test]
+fn batches_span_pages() {
+    let posts: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let source = serve(Router::new().route(
+        "/p/{n}",
+        get(
+            |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                let next = (n < 25).then(|| format!("/p/{}", n + 1));
+                Json(json!({"items": [{"n": n}], "next": next}))
+            },
+        ),
+    ));
+    let target = serve(
+        Router::new()
+            .route(
+                "/api/items",
+                post(
+                    |State(posts): State<Arc<Mutex<Vec<usize>>>>, Json(body): Json<Value>| async move {
+                        posts.lock().unwrap().push(body["items"].as_array().unwrap().len());
+                        "ok"
+                    },
+                ),
+            )
+            .with_state(posts.clone()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tapline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth: {{type: none}}\nsession: {{base-url: '{}/api/'}}\nstate: {{path: '{}'}}\ntasks:\n  - name: pages\n    type: http-poll\n    schedule: startup\n    source: {{url: '{}/p/1', records: /items, next: /next}}\n    sink: {{type: http, path: items, batch-size: 10}}\n",
+            target.base(),
+            dir.path().join("state.json").display(),
+            source.base()
+        ),
+    )
+    .unwrap();
+    let out = run(tapline().args(["run", "--once", "-c"]).arg(&config));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(*posts.lock().unwrap(), [10, 10, 5]);
+}

@@ -480,3 +480,32 @@ fn a_huge_expires_on_in_the_login_token_cache_is_taken_as_a_year() {
         check.stdout
     );
 }
+
+/// `tapline token | consumer` where the consumer is gone: exit 1 with a message, never the
+/// panic (exit 101) of `println!` on a broken pipe.
+#[test]
+fn a_reader_that_went_away_is_an_error_not_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "tapline.yaml",
+        "auth: {type: token, token: t0ken}\n",
+    );
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // The reading end is closed before tapline writes: its write meets a broken pipe.
+    drop(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+    let write_end = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    let broken = run(tapline()
+        .args(["token", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::from(write_end)));
+    assert_eq!(broken.code, 1, "{}", broken.stderr);
+    assert!(
+        broken.stderr.contains("cannot write to stdout"),
+        "{}",
+        broken.stderr
+    );
+    assert!(!broken.stderr.contains("panicked"), "{}", broken.stderr);
+}
