@@ -4,9 +4,9 @@
 //! and a build function, registered by name in a [`Registry`]; [`cli::main`] then gives the
 //! extractor the whole `tapline` command line.
 
-pub use crate::auth::{Credentials, FetchedToken, Provider, TokenSource};
+pub use crate::auth::{self, Credentials, FetchedToken, Provider, TokenSource};
 pub use crate::cli;
-pub use crate::config::BuildError;
+pub use crate::config::{BuildError, SessionConfig};
 pub use crate::runner::{Output, Sink, Task, TaskContext, TaskError};
 pub use crate::Registry;
 pub use async_trait::async_trait;

@@ -2,7 +2,7 @@
 //!
 //! A configured URL can carry credentials in two places: the userinfo (`https://user:pass@host/`,
 //! which reqwest turns into HTTP Basic) and the query (`?api_key=...`). Every place that shows a
-//! URL goes through [`url`], so that there is one rule to get right instead of one per module.
+//! URL goes through [`url()`], so that there is one rule to get right instead of one per module.
 
 /// What stands in for a removed user name or password.
 const MASK: &str = "***";

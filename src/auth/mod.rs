@@ -3,7 +3,7 @@
 //! Every task shares one [`Credentials`]: it hands out the current bearer token, refreshes it
 //! before it expires, and drops exactly the token an API rejected with 401.
 //!
-//! Each provider is a [`TokenSource`] that fetches one token; [`TokenCache`] decides when. A
+//! Each provider is a [`TokenSource`] that fetches one token; `TokenCache` (`cache.rs`) decides when. A
 //! provider's file holds the whole provider: its config struct (the keys of its `auth:` block,
 //! whose doc comments are the schema), its `build` (the rules serde cannot express) and its
 //! [`Provider`] impl (which builds the token source); `src/registry/builtin.rs` registers each
@@ -56,7 +56,7 @@ mod token_endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cache::{CacheOptions, TokenCache, FETCH_BACKOFF};
+pub(crate) use cache::{CacheOptions, TokenCache};
 pub use client_credentials::{
     Certificate, CertificateAssertion, CertificateConfig, CertificateProvider, ClientAuth,
     ClientCredentials, ClientProof, ClientSecret, ClientSecretConfig, ClientSecretProvider,
@@ -65,9 +65,8 @@ pub use client_credentials::{
 };
 pub use error::Error;
 pub use login::{
-    BrowserConfig, BrowserProvider, CachedLogin, DeviceCodeConfig, DeviceCodeProvider,
-    InteractiveEndpoints, InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt,
-    TokenCacheFile,
+    BrowserConfig, BrowserProvider, DeviceCodeConfig, DeviceCodeProvider, InteractiveEndpoints,
+    InteractiveLogin, LoginOptions, LoginPrompt, TerminalPrompt,
 };
 pub use no_auth::{NoneConfig, NoneProvider};
 pub use provider::Provider;
@@ -76,7 +75,7 @@ pub use static_token::{StaticToken, StaticTokenProvider, TokenConfig};
 pub use token::{AccessToken, FetchedToken};
 pub use token_endpoint::http_client;
 
-/// Fetches one new token from wherever the provider gets them. The [`TokenCache`] decides when.
+/// Fetches one new token from wherever the provider gets them. The token cache decides when.
 #[async_trait::async_trait]
 pub trait TokenSource: Send + Sync + std::fmt::Debug {
     /// Requests a token now.
@@ -100,8 +99,8 @@ impl Credentials {
         Self::from_cache(TokenCache::new(source))
     }
 
-    /// Credentials over a cache built by the caller (custom [`CacheOptions`]).
-    pub fn from_cache(cache: TokenCache) -> Self {
+    /// Credentials over a cache built with custom [`CacheOptions`].
+    pub(crate) fn from_cache(cache: TokenCache) -> Self {
         Self {
             cache: Some(Arc::new(cache)),
         }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use super::{Credentials, Error};
-use crate::config::{Duration, SessionConfig};
+use crate::config::{HumanDuration, SessionConfig};
 
 /// A configured credential provider: it builds the process's [`Credentials`].
 #[async_trait::async_trait]
@@ -31,6 +31,6 @@ pub trait Provider: std::fmt::Debug + Send + Sync + 'static {
 
 /// `refresh-margin` when a provider's block gives none: refresh this long before expiry
 /// (the cache clamps it to half the token's lifetime).
-pub(crate) fn default_refresh_margin() -> Duration {
-    Duration::from_secs(30)
+pub(crate) fn default_refresh_margin() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }

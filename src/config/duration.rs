@@ -12,14 +12,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A non-negative duration parsed from a compact string.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Duration(std::time::Duration);
+pub struct HumanDuration(std::time::Duration);
 
 /// The text did not follow the `<number><unit>` grammar.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {0:?}: use a number and a unit, such as 250ms, 30s, 5m, 1h")]
 pub struct InvalidDuration(pub String);
 
-impl Duration {
+impl HumanDuration {
     /// Wraps a standard duration.
     pub const fn new(inner: std::time::Duration) -> Self {
         Self(inner)
@@ -41,13 +41,13 @@ impl Duration {
     }
 }
 
-impl From<Duration> for std::time::Duration {
-    fn from(value: Duration) -> Self {
+impl From<HumanDuration> for std::time::Duration {
+    fn from(value: HumanDuration) -> Self {
         value.0
     }
 }
 
-impl FromStr for Duration {
+impl FromStr for HumanDuration {
     type Err = InvalidDuration;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -87,7 +87,7 @@ impl FromStr for Duration {
     }
 }
 
-impl fmt::Display for Duration {
+impl fmt::Display for HumanDuration {
     /// Prints the largest unit that divides the value exactly, so `Display` round-trips.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
@@ -106,26 +106,26 @@ impl fmt::Display for Duration {
     }
 }
 
-impl fmt::Debug for Duration {
+impl fmt::Debug for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
 }
 
-impl<'de> Deserialize<'de> for Duration {
+impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
     }
 }
 
-impl Serialize for Duration {
+impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
 }
 
-impl JsonSchema for Duration {
+impl JsonSchema for HumanDuration {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Duration".into()
     }
@@ -155,7 +155,7 @@ mod tests {
             ("1h30m", 5_400_000),
         ];
         for (text, millis) in cases {
-            let parsed: Duration = text.parse().unwrap();
+            let parsed: HumanDuration = text.parse().unwrap();
             assert_eq!(parsed.get().as_millis(), millis, "{text}");
         }
     }
@@ -164,7 +164,7 @@ mod tests {
     fn rejects_free_text_and_missing_units() {
         for text in ["", "5 minutes", "30", "s", "1.5s", "-1s", "10x", "1h 30m"] {
             assert!(
-                text.parse::<Duration>().is_err(),
+                text.parse::<HumanDuration>().is_err(),
                 "{text:?} should be rejected"
             );
         }
@@ -173,9 +173,9 @@ mod tests {
     #[test]
     fn display_round_trips() {
         for text in ["250ms", "30s", "5m", "1h", "2d", "0ms", "90s"] {
-            let parsed: Duration = text.parse().unwrap();
-            assert_eq!(parsed.to_string().parse::<Duration>().unwrap(), parsed);
+            let parsed: HumanDuration = text.parse().unwrap();
+            assert_eq!(parsed.to_string().parse::<HumanDuration>().unwrap(), parsed);
         }
-        assert_eq!(Duration::from_secs(90).to_string(), "90s");
+        assert_eq!(HumanDuration::from_secs(90).to_string(), "90s");
     }
 }

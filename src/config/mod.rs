@@ -33,16 +33,17 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use byte_size::{ByteSize, InvalidByteSize};
-pub use check::{check_token_url, expand_home};
+pub(crate) use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
-pub use duration::{Duration, InvalidDuration};
-pub use error::{without_values, Error, Problem};
+pub use duration::{HumanDuration, InvalidDuration};
+pub(crate) use error::without_values;
+pub use error::{Error, Problem};
 pub use load::{config_path, load};
 pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
 pub use session::{RetryConfig, SessionConfig};
 pub use task::{
-    check_task_name, CronSchedule, IntervalSchedule, Schedule, ScheduleName, TaskConfig,
+    check_task_name, CronSchedule, IntervalSchedule, ScheduleConfig, ScheduleName, TaskConfig,
     CRON_HORIZON_YEARS, MAX_TASK_NAME_LEN,
 };
 

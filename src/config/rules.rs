@@ -13,7 +13,7 @@ use super::component::{BuildError, Catalog, ComponentConfig, Kind};
 use super::error::Problem;
 use super::path::KeyPath;
 use super::session::SessionConfig;
-use super::task::{check_task_name, Schedule, TaskConfig};
+use super::task::{check_task_name, ScheduleConfig, TaskConfig};
 
 /// Checks every section of the tree whose shape is sound, so that one run reports the rule
 /// problems of a section even while another section has shape problems.
@@ -66,7 +66,7 @@ fn task(
     let parsed = item
         .get("schedule")
         .filter(|_| !unsound(&schedule_path, None))
-        .and_then(|value| serde_json::from_value::<Schedule>(value.clone()).ok());
+        .and_then(|value| serde_json::from_value::<ScheduleConfig>(value.clone()).ok());
     if let Some(parsed) = parsed {
         schedule(&parsed, &schedule_path, out);
     }
@@ -166,15 +166,15 @@ fn task_names(items: &[Value], out: &mut Vec<Problem>) {
     }
 }
 
-fn schedule(schedule: &Schedule, path: &KeyPath, out: &mut Vec<Problem>) {
+fn schedule(schedule: &ScheduleConfig, path: &KeyPath, out: &mut Vec<Problem>) {
     match schedule {
-        Schedule::Interval(every) if every.interval.get().is_zero() => {
+        ScheduleConfig::Interval(every) if every.interval.get().is_zero() => {
             out.push(Problem::new(
                 &path.key("interval"),
                 "must be longer than 0s",
             ));
         }
-        Schedule::Cron(cron) => {
+        ScheduleConfig::Cron(cron) => {
             if let Err(message) = cron.check(chrono::Utc::now()) {
                 out.push(Problem::new(&path.key("cron"), message));
             }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::duration::Duration;
+use super::duration::HumanDuration;
 
 /// Where task state (cursors, offsets) is kept between runs.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -72,7 +72,7 @@ pub enum LogFormat {
 pub struct ShutdownConfig {
     /// How long running tasks get to finish after SIGTERM before they are abandoned.
     #[serde(default = "default_grace_period")]
-    pub grace_period: Duration,
+    pub grace_period: HumanDuration,
 }
 
 impl Default for ShutdownConfig {
@@ -91,6 +91,6 @@ fn default_level() -> String {
     "info".to_string()
 }
 
-fn default_grace_period() -> Duration {
-    Duration::from_secs(30)
+fn default_grace_period() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }

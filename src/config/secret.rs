@@ -61,7 +61,7 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 /// `kubectl create secret --from-file` leave them.
 ///
 /// Only a regular file is read, after following symlinks (Kubernetes mounts secrets as symlinks
-/// into a `..data` directory), and only up to [`MAX_SECRET_FILE_BYTES`]: a FIFO would hang the
+/// into a `..data` directory), and only up to `MAX_SECRET_FILE_BYTES` (64 KiB): a FIFO would hang the
 /// token refresh and a device would never end.
 pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
     let error = |source| SecretFileError {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::duration::Duration;
+use super::duration::HumanDuration;
 
 /// Settings of the shared, authenticated HTTP session.
 #[derive(Clone, Deserialize, JsonSchema)]
@@ -17,10 +17,10 @@ pub struct SessionConfig {
     pub base_url: Option<String>,
     /// Whole-request timeout, per attempt.
     #[serde(default = "default_timeout")]
-    pub timeout: Duration,
+    pub timeout: HumanDuration,
     /// Timeout for establishing a connection.
     #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: Duration,
+    pub connect_timeout: HumanDuration,
     /// Requests in flight across all tasks.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: u32,
@@ -80,15 +80,15 @@ pub struct RetryConfig {
     pub max_retries: u32,
     /// Upper bound of the first backoff (full jitter).
     #[serde(default = "default_initial_backoff")]
-    pub initial_backoff: Duration,
+    pub initial_backoff: HumanDuration,
     /// Upper bound of the computed (jittered, exponential) backoff.
     #[serde(default = "default_max_backoff")]
-    pub max_backoff: Duration,
+    pub max_backoff: HumanDuration,
     /// Upper bound of a wait asked for by the server's `Retry-After` header; longer requests are
     /// shortened to this. Unset: `max-backoff`. Rate-limiting APIs often ask for a minute or
     /// more, longer than a sensible jittered backoff, so this is a separate knob.
     #[serde(default)]
-    pub max_retry_after: Option<Duration>,
+    pub max_retry_after: Option<HumanDuration>,
     /// Response statuses that are retried.
     #[serde(default = "default_retry_on")]
     pub retry_on: Vec<u16>,
@@ -106,12 +106,12 @@ impl Default for RetryConfig {
     }
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }
 
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(10)
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
 }
 
 fn default_max_in_flight() -> u32 {
@@ -122,12 +122,12 @@ fn default_max_retries() -> u32 {
     10
 }
 
-fn default_initial_backoff() -> Duration {
-    Duration::from_millis(250)
+fn default_initial_backoff() -> HumanDuration {
+    HumanDuration::from_millis(250)
 }
 
-fn default_max_backoff() -> Duration {
-    Duration::from_secs(30)
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration::from_secs(30)
 }
 
 fn default_retry_on() -> Vec<u16> {

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::duration::Duration;
+use super::duration::HumanDuration;
 use super::error::Problem;
 use super::path::KeyPath;
 
@@ -79,7 +79,7 @@ impl<'a> Walker<'a> {
                 }
             }
             Value::String(text) if is_duration(schema) => {
-                if let Err(error) = text.parse::<Duration>() {
+                if let Err(error) = text.parse::<HumanDuration>() {
                     out.push(Problem::new(path, error.to_string()));
                 }
             }

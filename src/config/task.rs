@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::component::ComponentConfig;
-use super::duration::Duration;
+use super::duration::HumanDuration;
 
 /// One extractor task. Keys other than `name`, `type`, `schedule` and `sink` belong to the task
 /// type, which parses them itself.
@@ -19,7 +19,7 @@ pub struct TaskConfig {
     #[serde(rename = "type")]
     pub task_type: String,
     /// When the task runs.
-    pub schedule: Schedule,
+    pub schedule: ScheduleConfig,
     /// Where the records go, for task types that deliver records (sources).
     pub sink: Option<ComponentConfig>,
     /// The task type's own keys.
@@ -63,7 +63,7 @@ pub fn check_task_name(name: &str) -> Result<(), String> {
 /// When a task runs: `{interval: 30s}`, `{cron: "..."}`, `continuous` or `startup`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Schedule {
+pub enum ScheduleConfig {
     /// `continuous` (runs for as long as it goes on, restarted with backoff) or `startup` (once,
     /// before the other tasks).
     Named(ScheduleName),
@@ -88,9 +88,9 @@ pub enum ScheduleName {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct IntervalSchedule {
     /// Time between the starts of two runs.
-    pub interval: Duration,
+    pub interval: HumanDuration,
     /// Wait this long before the first run.
-    pub initial_delay: Option<Duration>,
+    pub initial_delay: Option<HumanDuration>,
 }
 
 /// `{cron: "*/5 * * * *"}`.

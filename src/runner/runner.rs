@@ -85,7 +85,7 @@ pub struct TaskSpec {
     /// Its name from the config.
     pub name: String,
     /// When it runs.
-    pub schedule: config::Schedule,
+    pub schedule: config::ScheduleConfig,
     /// The task.
     pub task: Arc<dyn Task>,
     /// Its sink, for task types that deliver records.

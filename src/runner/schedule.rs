@@ -15,7 +15,7 @@ use crate::config::{self, ScheduleName};
 pub enum Schedule {
     /// Once, before every other task.
     Startup,
-    /// Runs for as long as it goes on; started again after a [`RESTART_BACKOFF`] delay when it returns.
+    /// Runs for as long as it goes on; started again after a `RESTART_BACKOFF` delay when it returns.
     Continuous,
     /// Every `every`, the first run after `first` (zero by default).
     Interval {
@@ -31,15 +31,15 @@ pub enum Schedule {
 impl Schedule {
     /// The schedule the config describes; fails only on a cron expression that does not parse
     /// (which `config::load` already reports).
-    pub fn from_config(schedule: &config::Schedule) -> Result<Self, String> {
+    pub fn from_config(schedule: &config::ScheduleConfig) -> Result<Self, String> {
         Ok(match schedule {
-            config::Schedule::Named(ScheduleName::Startup) => Self::Startup,
-            config::Schedule::Named(ScheduleName::Continuous) => Self::Continuous,
-            config::Schedule::Interval(interval) => Self::Interval {
+            config::ScheduleConfig::Named(ScheduleName::Startup) => Self::Startup,
+            config::ScheduleConfig::Named(ScheduleName::Continuous) => Self::Continuous,
+            config::ScheduleConfig::Interval(interval) => Self::Interval {
                 first: interval.initial_delay.map(|d| d.get()).unwrap_or_default(),
                 every: interval.interval.get(),
             },
-            config::Schedule::Cron(cron) => Self::Cron(Box::new(cron.parse()?)),
+            config::ScheduleConfig::Cron(cron) => Self::Cron(Box::new(cron.parse()?)),
         })
     }
 

@@ -24,7 +24,7 @@ use crate::telemetry::Readiness;
 
 /// How a run ended; the `result` label of `tapline_task_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RunOutcome {
     /// The run returned `Ok`.
     Success,
     /// The run returned an error.
@@ -37,7 +37,7 @@ pub enum Outcome {
     Skipped,
 }
 
-impl Outcome {
+impl RunOutcome {
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {
@@ -95,10 +95,10 @@ impl Supervisor {
     }
 
     /// Starts a run unless one is still going (then counts it as skipped and returns `None`).
-    pub(crate) fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<Outcome>> {
+    pub(crate) fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<RunOutcome>> {
         if self.running.swap(true, Ordering::AcqRel) {
             tracing::warn!(task = %self.name, "previous run still going; skipping this one");
-            count(&self.name, Outcome::Skipped);
+            count(&self.name, RunOutcome::Skipped);
             return None;
         }
         let this = self.clone();
@@ -110,14 +110,14 @@ impl Supervisor {
     }
 
     /// Runs once now and waits for the outcome.
-    pub(crate) async fn run_now(self: &Arc<Self>) -> Outcome {
+    pub(crate) async fn run_now(self: &Arc<Self>) -> RunOutcome {
         match self.start() {
-            Some(handle) => handle.await.unwrap_or(Outcome::Panic),
-            None => Outcome::Skipped,
+            Some(handle) => handle.await.unwrap_or(RunOutcome::Panic),
+            None => RunOutcome::Skipped,
         }
     }
 
-    async fn run(&self) -> Outcome {
+    async fn run(&self) -> RunOutcome {
         let span = tracing::info_span!("task", task = %self.name);
         let ctx = TaskContext {
             name: self.name.clone(),
@@ -134,12 +134,12 @@ impl Supervisor {
             tokio::spawn(async move { task.run(ctx).await }.instrument(span.clone())).await;
         let elapsed = started.elapsed();
         let outcome = match joined {
-            Ok(Ok(())) => Outcome::Success,
-            Ok(Err(TaskError::Cancelled)) => Outcome::Cancelled,
+            Ok(Ok(())) => RunOutcome::Success,
+            Ok(Err(TaskError::Cancelled)) => RunOutcome::Cancelled,
             Ok(Err(error)) => {
                 let chain = error_chain(&error);
                 span.in_scope(|| tracing::error!(error = %chain, "run failed"));
-                Outcome::Failure
+                RunOutcome::Failure
             }
             Err(error) if error.is_panic() => {
                 let payload = error.into_panic();
@@ -149,19 +149,19 @@ impl Supervisor {
                     .or_else(|| payload.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic".into());
                 span.in_scope(|| tracing::error!(panic = %message, "run panicked"));
-                Outcome::Panic
+                RunOutcome::Panic
             }
-            Err(_) => Outcome::Cancelled,
+            Err(_) => RunOutcome::Cancelled,
         };
         let saved = self.save_state().await;
         let outcome = match outcome {
-            Outcome::Success if !saved => Outcome::Failure,
+            RunOutcome::Success if !saved => RunOutcome::Failure,
             outcome => outcome,
         };
         metrics::histogram!(catalogue::TASK_RUN_DURATION.name, "task" => self.name.to_string())
             .record(elapsed.as_secs_f64());
         count(&self.name, outcome);
-        if outcome == Outcome::Success {
+        if outcome == RunOutcome::Success {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
@@ -243,7 +243,7 @@ impl Supervisor {
     }
 }
 
-fn count(task: &str, outcome: Outcome) {
+fn count(task: &str, outcome: RunOutcome) {
     metrics::counter!(catalogue::TASK_RUNS.name, "task" => task.to_string(), "result" => outcome.label())
         .increment(1);
 }

@@ -11,7 +11,7 @@
 //!    retry after a refresh carries the new token; a request outside `session.base-url`'s origin
 //!    (and the origins the handle was allowed, [`Session::allowing_origins`]) is refused instead
 //!    of carrying it, wherever its URL came from;
-//! 3. send; then ask [`RetryPolicy`] what the outcome means ([`Decision`]):
+//! 3. send; then ask `RetryPolicy` what the outcome means (a `Decision`):
 //!    - done: the response is returned;
 //!    - 401: exactly the token that was sent is invalidated, the shared cache fetches one fresh
 //!      token for everyone who saw the same 401, and the request is resent once. A second 401 is
@@ -65,7 +65,6 @@ pub use error::Error;
 pub(crate) use origin::OriginOf;
 pub use origin::{parse_origin, InvalidOrigin};
 pub use request::RequestBuilder;
-pub use retry::{Decision, GiveUp, Outcome, Progress, Reason, RetryPolicy, Wait};
 pub use send::Session;
 pub use url::Origin;
 

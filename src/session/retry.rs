@@ -199,13 +199,13 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Duration as ConfigDuration;
+    use crate::config::HumanDuration;
 
     fn policy(max_retries: u32) -> RetryPolicy {
         RetryPolicy::from_config(&RetryConfig {
             max_retries,
-            initial_backoff: ConfigDuration::from_millis(100),
-            max_backoff: ConfigDuration::from_secs(5),
+            initial_backoff: HumanDuration::from_millis(100),
+            max_backoff: HumanDuration::from_secs(5),
             max_retry_after: None,
             retry_on: vec![408, 429, 500, 502, 503, 504],
         })
@@ -279,9 +279,9 @@ mod tests {
     #[test]
     fn separate_retry_after_cap() {
         let config = RetryConfig {
-            max_backoff: ConfigDuration::from_secs(1),
-            initial_backoff: ConfigDuration::from_millis(10),
-            max_retry_after: Some(ConfigDuration::from_secs(120)),
+            max_backoff: HumanDuration::from_secs(1),
+            initial_backoff: HumanDuration::from_millis(10),
+            max_retry_after: Some(HumanDuration::from_secs(120)),
             ..RetryConfig::default()
         };
         let outcome = Outcome::Response {

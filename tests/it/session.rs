@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
 use tapline::auth::Credentials;
-use tapline::config::{Duration as ConfigDuration, RetryConfig, SessionConfig};
+use tapline::config::{HumanDuration, RetryConfig, SessionConfig};
 use tapline::session::Session;
 
 use crate::harness::api::{Api, Reply};
@@ -19,13 +19,13 @@ const MS: Duration = Duration::from_millis(1);
 pub(crate) fn config(base_url: &str) -> SessionConfig {
     SessionConfig {
         base_url: Some(base_url.to_string()),
-        timeout: ConfigDuration::from_secs(5),
-        connect_timeout: ConfigDuration::from_secs(1),
+        timeout: HumanDuration::from_secs(5),
+        connect_timeout: HumanDuration::from_secs(1),
         retries: RetryConfig {
             max_retries: 3,
-            initial_backoff: ConfigDuration::from_millis(50),
-            max_backoff: ConfigDuration::from_millis(400),
-            max_retry_after: Some(ConfigDuration::from_secs(5)),
+            initial_backoff: HumanDuration::from_millis(50),
+            max_backoff: HumanDuration::from_millis(400),
+            max_retry_after: Some(HumanDuration::from_secs(5)),
             ..RetryConfig::default()
         },
         ..SessionConfig::default()
@@ -217,7 +217,7 @@ async fn a_hanging_server_times_out_and_the_request_is_retried() {
     let api = Api::start().await;
     api.script("/slow", [Reply::hang(Duration::from_secs(10))]);
     let mut config = config(&api.base_url());
-    config.timeout = ConfigDuration::from_millis(300);
+    config.timeout = HumanDuration::from_millis(300);
     let session = Session::new(&config, Credentials::none()).unwrap();
 
     let started = Instant::now();
@@ -236,7 +236,7 @@ async fn a_timeout_on_every_attempt_is_an_error() {
         (0..5).map(|_| Reply::hang(Duration::from_secs(10))),
     );
     let mut config = config(&api.base_url());
-    config.timeout = ConfigDuration::from_millis(100);
+    config.timeout = HumanDuration::from_millis(100);
     config.retries.max_retries = 1;
     let session = Session::new(&config, Credentials::none()).unwrap();
 

@@ -447,21 +447,13 @@ async fn a_huge_expires_in_neither_panics_token_nor_validate() {
 
 #[test]
 fn a_huge_expires_on_in_the_login_token_cache_is_taken_as_a_year() {
-    use secrecy::SecretString;
-    use tapline::auth::{CachedLogin, TokenCacheFile};
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("tokens.json");
     let authority = "http://127.0.0.1:9/";
-    TokenCacheFile::new(&cache)
-        .store(
-            &TokenCacheFile::key(authority, "cli-client", &["api.read".to_string()]),
-            Some(&CachedLogin {
-                access_token: Some(SecretString::from("cached-token")),
-                expires_on: Some(u64::MAX),
-                refresh_token: None,
-            }),
-        )
-        .unwrap();
+    // The cache file as `tapline login` writes it: entries keyed by authority, client and scopes.
+    let file = json!({"version": 1, "entries": {"http://127.0.0.1:9|cli-client|api.read": {
+        "access_token": "cached-token", "expires_on": u64::MAX}}});
+    std::fs::write(&cache, file.to_string()).unwrap();
     let config = write(
         dir.path(),
         "tapline.yaml",

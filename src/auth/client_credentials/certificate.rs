@@ -30,7 +30,7 @@ use sha1::{Digest, Sha1};
 use crate::auth::provider::default_refresh_margin;
 use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
 use crate::config::check::{self, Presence};
-use crate::config::{BuildError, Duration, SecretSource, SessionConfig};
+use crate::config::{BuildError, HumanDuration, SecretSource, SessionConfig};
 
 use super::certificate_file;
 use super::{ClientCredentials, ClientProof, Proof};
@@ -63,7 +63,7 @@ pub struct CertificateConfig {
     pub token_args: BTreeMap<String, String>,
     /// Refresh this long before expiry (clamped to half the token's lifetime).
     #[serde(default = "default_refresh_margin")]
-    pub refresh_margin: Duration,
+    pub refresh_margin: HumanDuration,
 }
 
 impl CertificateConfig {

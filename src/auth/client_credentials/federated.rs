@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use crate::auth::provider::default_refresh_margin;
 use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
-use crate::config::{check, BuildError, Duration, SessionConfig};
+use crate::config::{check, BuildError, HumanDuration, SessionConfig};
 
 use super::{ClientCredentials, ClientProof, Proof};
 
@@ -56,7 +56,7 @@ pub struct WorkloadIdentityConfig {
     pub token_args: BTreeMap<String, String>,
     /// Refresh this long before expiry (clamped to half the token's lifetime).
     #[serde(default = "default_refresh_margin")]
-    pub refresh_margin: Duration,
+    pub refresh_margin: HumanDuration,
 }
 
 /// A checked `workload-identity` block: it reads the webhook's variables when the credentials

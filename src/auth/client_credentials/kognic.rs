@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::auth::provider::default_refresh_margin;
 use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
-use crate::config::{check, expand_home, BuildError, Duration, SessionConfig};
+use crate::config::{check, expand_home, BuildError, HumanDuration, SessionConfig};
 
 use super::{ClientCredentials, ClientSecret};
 
@@ -42,7 +42,7 @@ pub struct KognicConfig {
     pub scopes: Scopes,
     /// Refresh this long before expiry (clamped to half the token's lifetime).
     #[serde(default = "default_refresh_margin")]
-    pub refresh_margin: Duration,
+    pub refresh_margin: HumanDuration,
 }
 
 fn default_server() -> String {
@@ -231,7 +231,7 @@ mod tests {
             credentials: credentials.map(Path::to_path_buf),
             server: "http://127.0.0.1:1".into(),
             scopes: Default::default(),
-            refresh_margin: crate::config::Duration::from_secs(30),
+            refresh_margin: crate::config::HumanDuration::from_secs(30),
         }
     }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::auth::provider::default_refresh_margin;
 use crate::auth::{http_client, Credentials, Error, Provider, Scopes};
 use crate::config::check::{self, Presence};
-use crate::config::{BuildError, Duration, SecretSource, SessionConfig};
+use crate::config::{BuildError, HumanDuration, SecretSource, SessionConfig};
 
 use super::{ClientCredentials, ClientProof, Proof};
 
@@ -48,7 +48,7 @@ pub struct ClientSecretConfig {
     pub client_auth: ClientAuth,
     /// Refresh this long before expiry (clamped to half the token's lifetime).
     #[serde(default = "default_refresh_margin")]
-    pub refresh_margin: Duration,
+    pub refresh_margin: HumanDuration,
 }
 
 impl ClientSecretConfig {

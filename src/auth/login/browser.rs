@@ -65,7 +65,7 @@ pub struct BrowserConfig {
     pub token_cache: Option<PathBuf>,
     /// Refresh this long before expiry (clamped to half the token's lifetime).
     #[serde(default = "default_refresh_margin")]
-    pub refresh_margin: crate::config::Duration,
+    pub refresh_margin: crate::config::HumanDuration,
 }
 
 fn default_redirect_port() -> u16 {

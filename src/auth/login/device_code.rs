@@ -55,7 +55,7 @@ pub struct DeviceCodeConfig {
     pub token_cache: Option<PathBuf>,
     /// Refresh this long before expiry (clamped to half the token's lifetime).
     #[serde(default = "default_refresh_margin")]
-    pub refresh_margin: crate::config::Duration,
+    pub refresh_margin: crate::config::HumanDuration,
 }
 
 impl DeviceCodeConfig {

@@ -37,7 +37,7 @@ use self::identity::Observed;
 use self::plan::{Clock, Plan, Read};
 use self::reader::{Batch, LineReader, ReadError, Resume};
 use self::walk::Pattern;
-use crate::config::{BuildError, Duration};
+use crate::config::{BuildError, HumanDuration};
 use crate::runner::{Output, Task, TaskContext, TaskError};
 
 /// `type: file`: tail JSON-lines files; the records go to the task's `sink:`.
@@ -65,15 +65,15 @@ pub struct FileSourceConfig {
     /// name or another). Without a limit, dated file names would grow the state for ever.
     /// Default 24h.
     #[serde(default = "default_forget_after")]
-    pub forget_after: Duration,
+    pub forget_after: HumanDuration,
 }
 
 fn default_max_line_bytes() -> usize {
     1024 * 1024
 }
 
-fn default_forget_after() -> Duration {
-    Duration::from_secs(24 * 60 * 60)
+fn default_forget_after() -> HumanDuration {
+    HumanDuration::from_secs(24 * 60 * 60)
 }
 
 /// The built task.
