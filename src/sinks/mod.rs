@@ -1,4 +1,4 @@
-//! The built-in sinks, one file each; this module only registers them.
+//! The built-in sinks, one file each; `registry/builtin.rs` registers them.
 //!
 //! - `http` ([`http`]): POST batches through the shared session.
 //! - `jsonl` ([`jsonl`]): append to a local JSON-lines file.
@@ -9,12 +9,3 @@
 pub mod http;
 pub mod jsonl;
 pub mod stdout;
-
-use crate::registry::Registry;
-
-/// Registers every built-in sink in `registry`.
-pub fn register(registry: &mut Registry) {
-    registry.sink("http", http::build);
-    registry.sink("jsonl", jsonl::build);
-    registry.sink("stdout", stdout::build);
-}
