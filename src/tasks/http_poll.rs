@@ -337,21 +337,7 @@ impl Task for HttpPoll {
             if ctx.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
-            let body = self.fetch(&ctx, &session, &url).await?;
-            let records = match source.records.as_deref() {
-                None | Some("") => body.as_array(),
-                Some(pointer) => body.pointer(pointer).and_then(Value::as_array),
-            };
-            let Some(records) = records else {
-                return Err(TaskError::msg(format!(
-                    "{} answered no records array at {:?}",
-                    redact::url(url.as_str()),
-                    source.records.as_deref().unwrap_or("")
-                )));
-            };
-            ctx.records_extracted(records.len() as u64);
-            total += records.len();
-            output.extend(records.iter().cloned()).await?;
+            let mut body = self.fetch(&ctx, &session, &url).await?;
             if let Some(pointer) = &source.cursor {
                 if let Some(value) = body.pointer(pointer) {
                     cursor_seen = true;
@@ -360,7 +346,23 @@ impl Task for HttpPoll {
                     }
                 }
             }
-            match self.next_url(&session, &url, &body)? {
+            let next = self.next_url(&session, &url, &body)?;
+            // Taken out of the page, not copied: the page is not needed any more.
+            let records = match source.records.as_deref() {
+                None | Some("") => Some(&mut body),
+                Some(pointer) => body.pointer_mut(pointer),
+            };
+            let Some(Value::Array(records)) = records.map(Value::take) else {
+                return Err(TaskError::msg(format!(
+                    "{} answered no records array at {:?}",
+                    redact::url(url.as_str()),
+                    source.records.as_deref().unwrap_or("")
+                )));
+            };
+            ctx.records_extracted(records.len() as u64);
+            total += records.len();
+            output.extend(records).await?;
+            match next {
                 Some(next) => url = next,
                 None => break,
             }
