@@ -98,7 +98,7 @@ impl fmt::Display for HumanDuration {
             (1_000, "s"),
         ];
         for (size, unit) in units {
-            if millis != 0 && millis % size == 0 {
+            if millis != 0 && millis.is_multiple_of(size) {
                 return write!(f, "{}{unit}", millis / size);
             }
         }
