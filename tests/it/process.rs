@@ -531,3 +531,45 @@ fn a_corrupt_state_file_stops_startup_and_is_left_alone() {
         "{\"version\": 1, \"tasks\": {\"copy\": "
     );
 }
+
+#[test]
+fn the_custom_sink_example_writes_csv_from_a_built_in_source() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    write(
+        &dir.path().join("data"),
+        "x.jsonl",
+        "{\"sensor\": \"a\", \"value\": 1}\n{\"sensor\": \"b,c\", \"value\": 2}\n",
+    );
+    let config = write(
+        dir.path(),
+        "tapline.yaml",
+        &format!(
+            "auth: {{type: none}}\nstate: {{path: {0}/state.json}}\ntasks:\n  - name: readings\n    type: file\n    schedule: {{interval: 10s}}\n    source: {{path: '{0}/data/*.jsonl'}}\n    sink: {{type: csv, path: {0}/out.csv, columns: [sensor, value]}}\n",
+            dir.path().display()
+        ),
+    );
+    let out = run(std::process::Command::new(example("custom_sink"))
+        .args(["run", "--once", "-c"])
+        .arg(&config));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let csv = std::fs::read_to_string(dir.path().join("out.csv")).unwrap();
+    assert_eq!(csv, "a,1\n\"b,c\",2\n");
+    // Its own keys are checked like the built-in ones: the full command line, exit code 2.
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("columns", "colums"),
+    )
+    .unwrap();
+    let out = run(std::process::Command::new(example("custom_sink"))
+        .args(["validate", "-c"])
+        .arg(&config));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tasks[0].sink.colums: unknown key"),
+        "{}",
+        out.stderr
+    );
+}
