@@ -23,6 +23,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 mod error;
+mod jsonl_file;
 pub mod prelude;
 pub mod redact;
 pub mod registry;
@@ -32,6 +33,7 @@ pub mod session;
 pub mod sinks;
 pub mod tasks;
 pub mod telemetry;
+pub mod transform;
 pub mod transport;
 
 pub use error::Error;

@@ -43,8 +43,8 @@ pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateC
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
 pub use session::{RetryConfig, SessionConfig};
 pub use task::{
-    check_task_name, CronSchedule, IntervalSchedule, ScheduleConfig, ScheduleName, TaskConfig,
-    CRON_HORIZON_YEARS, MAX_TASK_NAME_LEN,
+    check_task_name, CronSchedule, IntervalSchedule, OnErrorMode, ScheduleConfig, ScheduleName,
+    TaskConfig, CRON_HORIZON_YEARS, MAX_TASK_NAME_LEN,
 };
 
 /// The whole tapline configuration.

@@ -13,7 +13,8 @@ use super::component::{BuildError, Catalog, ComponentConfig, Kind};
 use super::error::Problem;
 use super::path::KeyPath;
 use super::session::SessionConfig;
-use super::task::{check_task_name, ScheduleConfig, TaskConfig};
+use super::task::{check_task_name, OnErrorMode, ScheduleConfig, TaskConfig};
+use crate::transform::Program;
 
 /// Checks every section of the tree whose shape is sound, so that one run reports the rule
 /// problems of a section even while another section has shape problems.
@@ -70,6 +71,14 @@ fn task(
     if let Some(parsed) = parsed {
         schedule(&parsed, &schedule_path, out);
     }
+    let transform_path = path.key("transform");
+    let program = item.get("transform").and_then(Value::as_str);
+    if let Some(program) = program.filter(|_| !unsound(&transform_path, None)) {
+        if let Err(error) = Program::compile(program) {
+            let message = format!("the jq program does not compile: {error}");
+            out.push(Problem::new(&transform_path, message));
+        }
+    }
     let sink_path = path.key("sink");
     if unsound(path, Some(&sink_path)) {
         return;
@@ -77,9 +86,31 @@ fn task(
     let Ok(task) = serde_json::from_value::<TaskConfig>(item.clone()) else {
         return;
     };
+    records(&task, path, out);
     out.extend(catalog.check(Kind::Task, &task.component(), &path.to_string()));
     if let Some(sink) = task.sink.as_ref().filter(|_| !unsound(&sink_path, None)) {
         out.extend(catalog.check(Kind::Sink, sink, &sink_path.to_string()));
+    }
+}
+
+/// `on-error` and `dead-letter` go together; a zero `timeout` would fail every run.
+fn records(task: &TaskConfig, path: &KeyPath, out: &mut Vec<Problem>) {
+    match (task.on_error, &task.dead_letter) {
+        (OnErrorMode::DeadLetter, None) => out.push(Problem::new(
+            &path.key("dead-letter"),
+            "is required with on-error: dead-letter; name the file failed records go to",
+        )),
+        (OnErrorMode::DeadLetter, Some(file)) if file.as_os_str().is_empty() => {
+            out.push(Problem::new(&path.key("dead-letter"), "must not be empty"))
+        }
+        (mode, Some(_)) if mode != OnErrorMode::DeadLetter => out.push(Problem::new(
+            &path.key("dead-letter"),
+            "is only used with on-error: dead-letter; set that, or remove this key",
+        )),
+        _ => {}
+    }
+    if task.timeout.is_some_and(|t| t.get().is_zero()) {
+        out.push(Problem::new(&path.key("timeout"), "must be longer than 0s"));
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `tasks:` list: which extractor tasks run, and when.
 
+use std::path::PathBuf;
+
 use chrono::{DateTime, Months, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -7,8 +9,9 @@ use serde::Deserialize;
 use super::component::ComponentConfig;
 use super::duration::HumanDuration;
 
-/// One extractor task. Keys other than `name`, `type`, `schedule` and `sink` belong to the task
-/// type, which parses them itself.
+/// One extractor task. Keys other than `name`, `type`, `schedule`, `timeout` and the record keys
+/// (`sink`, `transform`, `on-error`, `dead-letter`) belong to the task type, which parses them
+/// itself.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct TaskConfig {
@@ -20,8 +23,21 @@ pub struct TaskConfig {
     pub task_type: String,
     /// When the task runs.
     pub schedule: ScheduleConfig,
+    /// A run that takes longer is cancelled and counts as failed; nothing it had not delivered
+    /// moves. Default: no limit.
+    pub timeout: Option<HumanDuration>,
     /// Where the records go, for task types that deliver records (sources).
     pub sink: Option<ComponentConfig>,
+    /// A jq program run on every record before the sink: it may drop a record (`select(...)`),
+    /// reshape it, or turn it into several. `$task`, `$now` (ms since epoch, fixed per run),
+    /// `$cursor` (the cursor the run started from) and `$env` are defined.
+    pub transform: Option<String>,
+    /// What a record the transform (or the sink) fails on costs: `fail` the run (default),
+    /// `skip` it, or write it to the `dead-letter` file.
+    #[serde(default)]
+    pub on_error: OnErrorMode,
+    /// The JSON-lines file failed records are appended to, with `on-error: dead-letter`.
+    pub dead_letter: Option<PathBuf>,
     /// The task type's own keys.
     #[serde(flatten)]
     pub options: serde_json::Map<String, serde_json::Value>,
@@ -32,6 +48,19 @@ impl TaskConfig {
     pub fn component(&self) -> ComponentConfig {
         ComponentConfig::new(&self.task_type, self.options.clone())
     }
+}
+
+/// A task's `on-error`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnErrorMode {
+    /// The run fails; nothing moves, so the next run reads the same records again.
+    #[default]
+    Fail,
+    /// The record is dropped, counted and logged (once per run, with the count).
+    Skip,
+    /// The record is appended to the `dead-letter` file with its error, then dropped.
+    DeadLetter,
 }
 
 /// The longest task name: names label every log line and metric series and key the state file,

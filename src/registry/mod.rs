@@ -25,8 +25,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::auth::Provider;
-use crate::config::{self, BuildError, Catalog, ComponentConfig, Config, Kind, Problem};
-use crate::runner::{self, Destination, Plan, Runner, RunnerBuilder, Sink, Task, TaskSpec};
+use crate::config::{
+    self, BuildError, Catalog, ComponentConfig, Config, Kind, OnErrorMode, Problem, TaskConfig,
+};
+use crate::runner::{
+    self, Destination, OnError, Plan, Runner, RunnerBuilder, Sink, Task, TaskSpec,
+};
+use crate::transform::Program;
 use table::Table;
 
 /// Records per batch when a sink block gives no `batch-size`.
@@ -160,18 +165,23 @@ impl Registry {
                 Some(sink) => self.destination(sink).map(Some),
                 None => Ok(None),
             };
-            match (built, destination) {
-                (Ok(built), Ok(destination)) => tasks.push(TaskSpec {
+            let transform = transform(task);
+            match (built, destination, transform) {
+                (Ok(built), Ok(destination), Ok(transform)) => tasks.push(TaskSpec {
                     name: task.name.clone(),
                     schedule: task.schedule.clone(),
                     task: built,
                     destination,
+                    transform,
+                    on_error: on_error(task),
+                    timeout: task.timeout.map(|t| t.get()),
                 }),
-                (built, destination) => {
+                (built, destination, transform) => {
                     problems.extend(built.err().map(|e| e.locate(&at)).unwrap_or_default());
                     let sink_at = format!("{at}.sink");
                     let sink_problems = destination.err().map(|e| e.locate(&sink_at));
                     problems.extend(sink_problems.unwrap_or_default());
+                    problems.extend(transform.err().map(|e| e.locate(&at)).unwrap_or_default());
                 }
             }
         }
@@ -202,6 +212,29 @@ impl Registry {
             sink: self.sinks.build(&block)?,
             batch_size: usize::try_from(batch_size).unwrap_or(usize::MAX),
         })
+    }
+}
+
+/// The task's compiled `transform:`.
+fn transform(task: &TaskConfig) -> Result<Option<Program>, BuildError> {
+    task.transform
+        .as_deref()
+        .map(Program::compile)
+        .transpose()
+        .map_err(|error| {
+            BuildError::at(
+                "transform",
+                format!("the jq program does not compile: {error}"),
+            )
+        })
+}
+
+/// The task's `on-error`, with its `dead-letter` file (the loader made sure there is one).
+fn on_error(task: &TaskConfig) -> OnError {
+    match (task.on_error, &task.dead_letter) {
+        (OnErrorMode::Skip, _) => OnError::Skip,
+        (OnErrorMode::DeadLetter, Some(path)) => OnError::DeadLetter(path.clone()),
+        _ => OnError::Fail,
     }
 }
 

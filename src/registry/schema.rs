@@ -39,8 +39,12 @@ pub(super) fn assemble(registry: &Registry) -> Value {
 
     let common = |source: bool| {
         let mut properties = Map::new();
-        for key in ["name", "schedule"] {
-            properties.insert(key.into(), task["properties"][key].clone());
+        let record_keys: &[&str] = match source {
+            true => &["transform", "on-error", "dead-letter"],
+            false => &[],
+        };
+        for key in ["name", "schedule", "timeout"].iter().chain(record_keys) {
+            properties.insert(key.to_string(), task["properties"][key].clone());
         }
         if source {
             properties.insert("sink".into(), json!({"$ref": "#/$defs/Sink"}));

@@ -2,7 +2,8 @@
 //!
 //! - [`Task`] and [`TaskContext`] (`task.rs`): what an extractor implements and what each run gets
 //!   (the shared session, its state namespace, a cancellation token, a span, progress counters).
-//! - [`Sink`] and [`Output`]: where a task's records go, in batches that span the whole run.
+//! - [`Sink`] and [`Output`]: where a task's records go, in batches that span the whole run,
+//!   through the task's `transform:`; [`OnError`] (`on_error.rs`): what a failed record costs.
 //! - [`Schedule`] (`schedule.rs`): interval, cron (UTC), continuous (restarted with a growing
 //!   delay), startup.
 //! - `supervisor`: spawns runs, catches panics, skips overlapping runs, counts outcomes.
@@ -10,6 +11,7 @@
 //! - [`StateStore`] (`state.rs`): the atomically written JSON state file.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
 
+mod on_error;
 mod output;
 #[allow(clippy::module_inception)]
 mod runner;
@@ -20,7 +22,8 @@ mod state;
 mod supervisor;
 mod task;
 
-pub use output::Output;
+pub use on_error::OnError;
+pub use output::{Mark, Output};
 pub use runner::{Error, Plan, Runner, RunnerBuilder, TaskSpec};
 pub use schedule::Schedule;
 pub use shutdown::Shutdown;

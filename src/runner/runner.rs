@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_util::task::TaskTracker;
 
+use super::on_error::OnError;
 use super::schedule::{Schedule, RESTART_BACKOFF};
 use super::shutdown::Shutdown;
 use super::sink::Destination;
@@ -18,6 +19,7 @@ use crate::backoff::{Backoff, Jitter};
 use crate::config::{self, Config, Problem};
 use crate::session::Session;
 use crate::telemetry::{self, Readiness, ServerState};
+use crate::transform::Program;
 
 /// Why `tapline run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,12 @@ pub struct TaskSpec {
     pub task: Arc<dyn Task>,
     /// Its sink, for task types that deliver records.
     pub destination: Option<Destination>,
+    /// The `transform:` its records pass through on the way to the sink.
+    pub transform: Option<Program>,
+    /// What a record that fails costs (`on-error`).
+    pub on_error: OnError,
+    /// A run past this is cancelled and counts as failed (`timeout`).
+    pub timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for TaskSpec {
@@ -98,6 +106,9 @@ impl std::fmt::Debug for TaskSpec {
             .field("name", &self.name)
             .field("schedule", &self.schedule)
             .field("destination", &self.destination)
+            .field("transform", &self.transform)
+            .field("on_error", &self.on_error)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }

@@ -10,9 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::task::{JoinError, JoinHandle};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::on_error::{OnError, Rejects};
 use super::schedule::{restart_delay, Schedule, RESTART_BACKOFF};
 use super::sink::Destination;
 use super::state::StateStore;
@@ -21,6 +24,11 @@ use super::TaskSpec;
 use crate::session::Session;
 use crate::telemetry::catalogue;
 use crate::telemetry::Readiness;
+use crate::transform::Program;
+
+/// How long a run that passed its timeout gets to stop by itself once cancelled, before it is
+/// abandoned.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
 
 /// How a run ended; the `result` label of `tapline_task_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +78,9 @@ pub(crate) struct Supervisor {
     pub(crate) name: Arc<str>,
     pub(crate) task: Arc<dyn Task>,
     pub(crate) destination: Option<Destination>,
+    transform: Option<Program>,
+    on_error: OnError,
+    timeout: Option<Duration>,
     pub(crate) session: Session,
     pub(crate) state: StateStore,
     pub(crate) shutdown: super::Shutdown,
@@ -86,6 +97,9 @@ impl Supervisor {
             name: spec.name.into(),
             task: spec.task,
             destination: spec.destination,
+            transform: spec.transform,
+            on_error: spec.on_error,
+            timeout: spec.timeout,
             state: host.state,
             shutdown: host.shutdown,
             tracker: host.tracker,
@@ -119,21 +133,29 @@ impl Supervisor {
 
     async fn run(&self) -> RunOutcome {
         let span = tracing::info_span!("task", task = %self.name);
+        let rejects = Arc::new(Rejects::new(self.name.clone(), self.on_error.clone()));
+        // The run's own token: shutdown cancels it, and so does the run's timeout.
+        let cancel = self.shutdown.token().child_token();
         let ctx = TaskContext {
             name: self.name.clone(),
             session: self.session.clone(),
-            cancel: self.shutdown.token(),
+            cancel: cancel.clone(),
             state: self.state.handle(&self.name),
             span: span.clone(),
             destination: self.destination.clone(),
+            transform: self.transform.clone(),
+            rejects: rejects.clone(),
+            started: SystemTime::now(),
         };
         let task = self.task.clone();
         let started = Instant::now();
         // Its own tokio task, so that a panic ends up as a JoinError instead of unwinding here.
-        let joined =
-            tokio::spawn(async move { task.run(ctx).await }.instrument(span.clone())).await;
+        let handle = tokio::spawn(async move { task.run(ctx).await }.instrument(span.clone()));
+        let (joined, timed_out) = self.join(handle, &cancel, &span).await;
+        rejects.finish();
         let elapsed = started.elapsed();
         let outcome = match joined {
+            _ if timed_out => RunOutcome::Failure,
             Ok(Ok(())) => RunOutcome::Success,
             Ok(Err(TaskError::Cancelled)) => RunOutcome::Cancelled,
             Ok(Err(error)) => {
@@ -176,6 +198,31 @@ impl Supervisor {
             )
         });
         outcome
+    }
+
+    /// Waits for the run; past the task's `timeout`, cancels it, waits [`TIMEOUT_GRACE`] for it
+    /// to stop at an await point, then abandons it. Returns whether it timed out.
+    async fn join(
+        &self,
+        mut handle: JoinHandle<Result<(), TaskError>>,
+        cancel: &CancellationToken,
+        span: &tracing::Span,
+    ) -> (Result<Result<(), TaskError>, JoinError>, bool) {
+        let Some(timeout) = self.timeout else {
+            return (handle.await, false);
+        };
+        if let Ok(joined) = tokio::time::timeout(timeout, &mut handle).await {
+            return (joined, false);
+        }
+        span.in_scope(|| {
+            tracing::error!(timeout = ?timeout, "run took longer than its timeout; cancelled, and counted as failed")
+        });
+        cancel.cancel();
+        if let Ok(joined) = tokio::time::timeout(TIMEOUT_GRACE, &mut handle).await {
+            return (joined, true);
+        }
+        handle.abort();
+        (handle.await, true)
     }
 
     /// Saves the state if it changed and sets the `state_ok` readiness flag. When nothing changed

@@ -1,14 +1,18 @@
 //! What an extractor is: the [`Task`] trait, and the [`TaskContext`] each run is handed.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::on_error::{OnError, Rejects};
 use super::output::Output;
 use super::sink::Destination;
 use super::state::{StateError, StateHandle};
 use crate::session::Session;
 use crate::telemetry::catalogue;
+use crate::transform::Program;
 
 /// An extractor task. [`Task::run`] is called once per scheduled run (for `continuous` tasks, it
 /// runs for as long as it goes on and is started again when it returns).
@@ -75,6 +79,9 @@ pub struct TaskContext {
     pub(crate) state: StateHandle,
     pub(crate) span: tracing::Span,
     pub(crate) destination: Option<Destination>,
+    pub(crate) transform: Option<Program>,
+    pub(crate) rejects: Arc<Rejects>,
+    pub(crate) started: SystemTime,
 }
 
 impl TaskContext {
@@ -92,12 +99,23 @@ impl TaskContext {
             state,
             span: tracing::info_span!("task", task = name),
             destination: None,
+            transform: None,
+            rejects: Arc::new(Rejects::new(name.into(), OnError::Fail)),
+            started: SystemTime::now(),
         }
     }
 
     /// This context with a sink, for testing a source outside the runner.
     pub fn with_sink(mut self, destination: Destination) -> Self {
         self.destination = Some(destination);
+        self
+    }
+
+    /// This context with a transform and an `on-error` policy, for testing a source outside the
+    /// runner.
+    pub fn with_transform(mut self, transform: Option<Program>, on_error: OnError) -> Self {
+        self.transform = transform;
+        self.rejects = Arc::new(Rejects::new(self.name.clone(), on_error));
         self
     }
 
@@ -108,6 +126,20 @@ impl TaskContext {
             TaskError::msg("this task type has no sink; register it with Registry::source")
         })?;
         Ok(Output::new(self.clone(), destination))
+    }
+
+    /// A record that cannot be delivered (a sink found it invalid, the destination refused it)
+    /// goes here with the reason, and the task's `on-error` decides: `fail` returns an error
+    /// (fail the run with it), `skip` counts and drops it, `dead-letter` keeps it in the
+    /// dead-letter file, durable once the run's `Output::flush` returns.
+    pub async fn reject(&self, record: &Value, error: &str) -> Result<(), TaskError> {
+        self.rejects.reject(record, error).await
+    }
+
+    /// When the run started, in milliseconds since the Unix epoch (the transform's `$now`).
+    pub fn started_ms(&self) -> i64 {
+        let since = self.started.duration_since(UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The task's name from the config.

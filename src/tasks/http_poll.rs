@@ -210,14 +210,21 @@ impl HttpPoll {
         }
     }
 
-    /// The first page: `source.url` with the saved cursor, resolved.
-    fn first_url(&self, ctx: &TaskContext, session: &Session) -> Result<Url, TaskError> {
-        let source = &self.config.source;
+    /// The cursor this run starts from: the saved one, else `initial-cursor`.
+    fn start_cursor(&self, ctx: &TaskContext) -> Result<Value, TaskError> {
         let saved: Option<Value> = ctx.state().get("cursor")?;
-        let cursor = match &saved {
-            Some(Value::String(text)) => text.clone(),
-            Some(Value::Null) | None => source.initial_cursor.clone(),
-            Some(other) => other.to_string(),
+        Ok(match saved {
+            Some(Value::Null) | None => Value::String(self.config.source.initial_cursor.clone()),
+            Some(saved) => saved,
+        })
+    }
+
+    /// The first page: `source.url` with the run's start cursor, resolved.
+    fn first_url(&self, start: &Value, session: &Session) -> Result<Url, TaskError> {
+        let source = &self.config.source;
+        let cursor = match start {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
         };
         let encoded: String = url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
         let text = source.url.replace("{cursor}", &encoded);
@@ -326,12 +333,14 @@ impl Task for HttpPoll {
     async fn run(&self, ctx: TaskContext) -> Result<(), TaskError> {
         let source = &self.config.source;
         let session = self.session(&ctx);
-        let mut url = self.first_url(&ctx, &session)?;
+        let start = self.start_cursor(&ctx)?;
+        let mut url = self.first_url(&start, &session)?;
         let mut trail = Trail::default();
         let mut next_cursor = None;
         let mut cursor_seen = false;
         let mut total = 0usize;
         let mut output = ctx.output()?;
+        output.set_cursor(start);
         loop {
             trail.enter(&url)?;
             if ctx.is_cancelled() {

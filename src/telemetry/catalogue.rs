@@ -164,6 +164,24 @@ pub const TASK_RECORDS_DELIVERED: Metric = Metric {
     help: "Records the task delivered to its sink.",
 };
 
+/// Records given to a task's `transform:` (src/runner/output.rs).
+pub const TASK_RECORDS_TRANSFORMED: Metric = Metric {
+    name: "tapline_task_records_transformed_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task"],
+    help: "Records the task's transform was run on.",
+};
+
+/// Records that never reached the sink (src/runner/output.rs, src/runner/on_error.rs).
+pub const TASK_RECORDS_DROPPED: Metric = Metric {
+    name: "tapline_task_records_dropped_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task", "reason"],
+    help: "Records dropped on the way to the sink: reason filtered (the transform gave no output) or error (skipped or dead-lettered under on-error).",
+};
+
 /// Lines the `file` task passed over (src/tasks/file/events.rs).
 pub const FILE_LINES_SKIPPED: Metric = Metric {
     name: "tapline_file_lines_skipped_total",
@@ -195,6 +213,8 @@ pub const ALL: &[Metric] = &[
     TASK_LAST_SUCCESS,
     TASK_RECORDS_EXTRACTED,
     TASK_RECORDS_DELIVERED,
+    TASK_RECORDS_TRANSFORMED,
+    TASK_RECORDS_DROPPED,
     FILE_LINES_SKIPPED,
     HTTP_POLL_CURSOR_MISSING,
 ];

@@ -16,3 +16,4 @@ mod runner;
 mod session;
 mod telemetry;
 mod token_cli;
+mod transform;

@@ -38,7 +38,7 @@ use self::plan::{Clock, Plan, Read};
 use self::reader::{Batch, LineReader, ReadError, Resume};
 use self::walk::Pattern;
 use crate::config::{BuildError, HumanDuration};
-use crate::runner::{Output, Task, TaskContext, TaskError};
+use crate::runner::{Mark, Output, Task, TaskContext, TaskError};
 
 /// `type: file`: tail JSON-lines files; the records go to the task's `sink:`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -171,47 +171,56 @@ impl FileTail {
         };
         let (path, id) = (read.path.clone(), read.id);
         let opened = blocking(move || LineReader::open(&path, id, resume)).await?;
-        let Some(mut reader) = opened else {
+        let Some(reader) = opened else {
             tracing::debug!(file = %shown, "file changed since it was found; the next run reads it");
             return Ok(0);
         };
         let size = output.batch_size();
         let mut delivered = 0;
+        let mut next = read_ahead(reader, size);
+        // The batch pushed to the output but not yet delivered, with where it ends.
+        let mut previous: Option<(Mark, Batch)> = None;
         loop {
             if ctx.is_cancelled() {
                 return Err(TaskError::Cancelled);
             }
-            let (back, batch) = blocking(move || {
-                let batch = reader.next_batch(size);
-                Ok((reader, batch))
-            })
-            .await?;
-            reader = back;
-            let batch = batch.map_err(read_failed)?;
-            let done = batch.done;
-            delivered += self.deliver(ctx, output, checkpoints, read, batch).await?;
-            if done {
-                return Ok(delivered);
+            let (reader, batch) = next.await.expect("reading a file does not panic");
+            let mut batch = batch.map_err(read_failed)?;
+            let records = std::mem::take(&mut batch.records);
+            // The next batch is read and parsed while this one is transformed, and this one is
+            // transformed while the previous one goes to the sink.
+            let ahead = (!batch.done).then(|| read_ahead(reader, size));
+            ctx.records_extracted(records.len() as u64);
+            delivered += records.len() as u64;
+            output.stage(records);
+            let mark = output.mark();
+            if let Some((mark, done)) = previous.replace((mark, batch)) {
+                self.commit(ctx, output, checkpoints, read, mark, done)
+                    .await?;
             }
+            let Some(ahead) = ahead else {
+                let (mark, last) = previous.take().expect("set above");
+                self.commit(ctx, output, checkpoints, read, mark, last)
+                    .await?;
+                return Ok(delivered);
+            };
+            next = ahead;
         }
     }
 
-    /// Delivers one batch (at most the sink's batch size), then records the file's new offset and
-    /// saves the state file: a crash or a failed batch later on never sends this one again.
-    async fn deliver(
+    /// Delivers the records pushed before `mark` (the batch `batch` ends there), then records the
+    /// file's new offset and saves the state file: a crash or a failed batch later on never sends
+    /// this one again.
+    async fn commit(
         &self,
         ctx: &TaskContext,
         output: &mut Output,
         checkpoints: &mut Checkpoints,
         read: &Read,
+        mark: Mark,
         batch: Batch,
-    ) -> Result<u64, TaskError> {
-        let count = batch.records.len() as u64;
-        if count > 0 {
-            ctx.records_extracted(count);
-            output.extend(batch.records).await?;
-            output.flush().await?;
-        }
+    ) -> Result<(), TaskError> {
+        output.flush_to(mark).await?;
         checkpoints.advance(read.id, batch.offset, batch.in_long_line);
         checkpoints.store(ctx.state())?;
         ctx.save_state().await?;
@@ -224,7 +233,7 @@ impl FileTail {
             }
             .emit(ctx.name());
         }
-        Ok(count)
+        Ok(())
     }
 }
 
@@ -251,6 +260,17 @@ async fn blocking<T: Send + 'static>(
         .await
         .expect("reading a file does not panic")
         .map_err(read_failed)
+}
+
+/// Starts reading the next batch of `reader` on a blocking thread.
+fn read_ahead(
+    mut reader: LineReader,
+    size: usize,
+) -> tokio::task::JoinHandle<(LineReader, Result<Batch, ReadError>)> {
+    tokio::task::spawn_blocking(move || {
+        let batch = reader.next_batch(size);
+        (reader, batch)
+    })
 }
 
 fn read_failed(error: ReadError) -> TaskError {
