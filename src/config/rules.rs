@@ -75,8 +75,7 @@ fn task(
     let program = item.get("transform").and_then(Value::as_str);
     if let Some(program) = program.filter(|_| !unsound(&transform_path, None)) {
         if let Err(error) = Program::compile(program) {
-            let message = format!("the jq program does not compile: {error}");
-            out.push(Problem::new(&transform_path, message));
+            out.push(Problem::new(&transform_path, error.to_string()));
         }
     }
     let sink_path = path.key("sink");

@@ -221,12 +221,7 @@ fn transform(task: &TaskConfig) -> Result<Option<Program>, BuildError> {
         .as_deref()
         .map(Program::compile)
         .transpose()
-        .map_err(|error| {
-            BuildError::at(
-                "transform",
-                format!("the jq program does not compile: {error}"),
-            )
-        })
+        .map_err(|error| BuildError::at("transform", error.to_string()))
 }
 
 /// The task's `on-error`, with its `dead-letter` file (the loader made sure there is one).

@@ -197,23 +197,25 @@ impl Output {
             Some(_) => self.pending.len(),
             None => usize::try_from(mark.0.saturating_sub(self.delivered)).unwrap_or(usize::MAX),
         };
-        let mut left = before_mark.min(self.pending.len());
-        while left > 0 {
-            let count = left.min(self.destination.batch_size);
-            let rest = self.pending.split_off(count);
-            let batch = std::mem::replace(&mut self.pending, rest);
-            self.deliver(&batch).await?;
-            left -= count;
-        }
+        self.deliver_first(before_mark.min(self.pending.len()))
+            .await?;
         self.ctx.rejects.sync().await
     }
 
+    /// Delivers the pending records that fill whole batches.
     async fn deliver_full_batches(&mut self) -> Result<(), TaskError> {
         let size = self.destination.batch_size;
-        while self.pending.len() >= size {
+        self.deliver_first(self.pending.len() / size * size).await
+    }
+
+    /// Delivers the first `count` pending records, in batches of `batch-size`.
+    async fn deliver_first(&mut self, mut count: usize) -> Result<(), TaskError> {
+        while count > 0 {
+            let size = count.min(self.destination.batch_size);
             let rest = self.pending.split_off(size);
             let batch = std::mem::replace(&mut self.pending, rest);
             self.deliver(&batch).await?;
+            count -= size;
         }
         Ok(())
     }

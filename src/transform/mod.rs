@@ -13,7 +13,7 @@ pub use program::{Bound, CompileError, Failed, Program, RecordError};
 use serde_json::{Map, Value};
 
 /// The values of the variables a program sees, fixed for one run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Bindings {
     /// `$task`: the task's name.
     pub task: String,
@@ -23,6 +23,18 @@ pub struct Bindings {
     pub cursor: Value,
     /// `$env` and `$ENV`: the process environment.
     pub env: Map<String, Value>,
+}
+
+/// The environment's names only: its values may be secrets.
+impl std::fmt::Debug for Bindings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bindings")
+            .field("task", &self.task)
+            .field("now", &self.now)
+            .field("cursor", &self.cursor)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Bindings {
@@ -39,5 +51,23 @@ impl Bindings {
             cursor,
             env,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_names_environment_variables_without_their_values() {
+        let bindings = Bindings {
+            env: [("DB_PASSWORD".to_string(), Value::from("s3cr3t-value"))]
+                .into_iter()
+                .collect(),
+            ..Bindings::default()
+        };
+        let shown = format!("{bindings:?}");
+        assert!(shown.contains("DB_PASSWORD"), "{shown}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
     }
 }

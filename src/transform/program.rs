@@ -31,7 +31,7 @@ impl fmt::Debug for Program {
 
 /// A program that does not compile: each problem with its line and column in the program.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", problems.join("; "))]
+#[error("the jq program does not compile: {}", problems.join("; "))]
 pub struct CompileError {
     /// `line 1, column 8: undefined filter foo/0`, one per problem.
     pub problems: Vec<String>,

@@ -445,7 +445,11 @@ fn a_run_past_its_timeout_is_cancelled_and_counts_as_failed() {
     let started = Instant::now();
     let out = dir.run_once(&config);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains("timeout"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("run took longer than its timeout"),
+        "{}",
+        out.stderr
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the run was not stopped"
