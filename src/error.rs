@@ -12,6 +12,15 @@ pub enum Error {
     /// Running the tasks failed (exit code 2 for task config problems, else 1).
     #[error(transparent)]
     Run(#[from] crate::runner::Error),
+    /// `validate --check-auth`: a task's check against its source failed (exit code 1).
+    #[error("task {task:?}: check failed")]
+    Check {
+        /// The task's name.
+        task: String,
+        /// What its check found.
+        #[source]
+        source: crate::runner::TaskError,
+    },
     /// Standard output could not be written (exit code 1).
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
@@ -23,7 +32,7 @@ impl Error {
         match self {
             Self::Config(_) => 2,
             Self::Run(error) => error.exit_code(),
-            Self::Auth(_) | Self::Stdout(_) => 1,
+            Self::Auth(_) | Self::Check { .. } | Self::Stdout(_) => 1,
         }
     }
 }

@@ -74,7 +74,7 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
     }
     init_cli_logging();
     let provider = provider(registry, &config.auth)?;
-    let line = match fetch_token(provider.as_ref(), &config.session)? {
+    let auth = match fetch_token(provider.as_ref(), &config.session)? {
         None => "auth OK: type none sends no token".to_string(),
         Some(token) => match token.expires_at() {
             Some(at) => format!(
@@ -85,7 +85,25 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
             None => "auth OK: token obtained (no expiry given)".to_string(),
         },
     };
-    print_line(&line)
+    print_line(&auth)?;
+    check_tasks(registry, &config)
+}
+
+/// Each task's own check against its real source ([`Task::check`]): connects, prepares.
+///
+/// [`Task::check`]: crate::runner::Task::check
+fn check_tasks(registry: &Registry, config: &Config) -> Result<(), Error> {
+    let plan = registry
+        .plan(config)
+        .map_err(|problems| crate::runner::Error::Tasks { problems })?;
+    for spec in &plan.tasks {
+        block_on(spec.task.check()).map_err(|source| Error::Check {
+            task: spec.name.clone(),
+            source,
+        })?;
+        print_line(&format!("task {} OK", spec.name))?;
+    }
+    Ok(())
 }
 
 /// Loads the config, checking every component's keys with the registry, so that `validate`

@@ -44,7 +44,8 @@ enum Command {
         /// Config file (default: $TAPLINE_CONFIG, else ./tapline.yaml).
         #[arg(short, long)]
         config: Option<PathBuf>,
-        /// Also fetch a token with the configured credentials.
+        /// Also fetch a token with the configured credentials, and check each task against its
+        /// source (a `sql` task connects and prepares its query).
         #[arg(long)]
         check_auth: bool,
     },

@@ -21,7 +21,8 @@ pub(super) fn register(registry: &mut Registry) {
         .provider("none", no_auth::build);
     registry
         .source("file", tasks::file::build)
-        .source("http-poll", tasks::http_poll::build);
+        .source("http-poll", tasks::http_poll::build)
+        .source("sql", tasks::sql::builder());
     registry
         .sink("http", sinks::http::build)
         .sink("jsonl", sinks::jsonl::build)

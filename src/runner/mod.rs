@@ -29,4 +29,5 @@ pub use schedule::Schedule;
 pub use shutdown::Shutdown;
 pub use sink::{Destination, Sink};
 pub use state::{StateError, StateHandle, StateStore};
+pub(crate) use supervisor::error_chain;
 pub use task::{Task, TaskContext, TaskError};

@@ -24,6 +24,13 @@ pub trait Task: Send + Sync + 'static {
     /// One run. Return an error to have the run counted and logged as failed; the other tasks
     /// go on either way.
     async fn run(&self, ctx: TaskContext) -> Result<(), TaskError>;
+
+    /// Checks what only the real source can tell (it can be reached, the credentials work, the
+    /// query is valid), without reading records. `tapline validate --check-auth` calls it for
+    /// every task, so such problems show before the first run; the default checks nothing.
+    async fn check(&self) -> Result<(), TaskError> {
+        Ok(())
+    }
 }
 
 /// A run failed.

@@ -437,6 +437,8 @@ fn the_schema_is_json_schema_and_every_shipped_config_follows_it_and_loads() {
     .unwrap();
     let credentials = fixtures.path().join("credentials.json");
     std::fs::write(&credentials, "{}").unwrap();
+    let db_password = fixtures.path().join("db-password");
+    std::fs::write(&db_password, "placeholder\n").unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
         let path = entry.unwrap().path();
@@ -465,7 +467,8 @@ fn the_schema_is_json_schema_and_every_shipped_config_follows_it_and_loads() {
                 .env("CLIENT_ID", "client")
                 .env("CLIENT_SECRET", SECRET)
                 .env("CERTIFICATE_PATH", &certificate)
-                .env("KOGNIC_CREDENTIALS_FILE", &credentials),
+                .env("KOGNIC_CREDENTIALS_FILE", &credentials)
+                .env("DB_PASSWORD_FILE", &db_password),
         );
         assert_eq!(
             run.code,

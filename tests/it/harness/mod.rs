@@ -11,8 +11,11 @@ pub mod jwt;
 pub mod kognic_auth;
 pub mod logs;
 pub mod loopback;
+pub mod mariadb;
 pub mod packages;
+pub mod postgres;
 pub mod process;
+pub mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,0 +1,227 @@
+//! Throughput and memory of a `sql` task reading PostgreSQL into a `jsonl` sink, against a
+//! Python loop with psycopg doing the same keyset paging and writing the same JSON lines, and
+//! against `psql -c "\copy (SELECT …) TO STDOUT"` as the floor, in the same run on the same
+//! private cluster (started as the tests start it: `tests/it/harness/postgres.rs`).
+//!
+//! The table has six columns (bigint, timestamptz, text, float8, numeric, bool) and an index on
+//! the cursor `(updated_at, id)`. tapline runs as a child process (`tapline run --once`), so
+//! its peak RSS is the kernel's (`wait4`); it is measured at two table sizes to show that memory
+//! is bounded by the page size, not the table. The Python loop is pinned in
+//! `benches/sql-requirements.txt` and installed into `target/sql-bench-venv`.
+//!
+//! Run with `cargo bench --bench sql`. Rounds alternate (copy, Python, tapline, …) so that
+//! noise hits all alike; the best round of each is reported.
+
+#[path = "../tests/it/harness/mod.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::postgres::{Postgres, PASSWORD, USER};
+
+const LARGE: u64 = 1_000_000;
+const SMALL: u64 = 200_000;
+const PAGE_SIZE: u32 = 5_000;
+const ROUNDS: usize = 2;
+const COLUMNS: &str = "id, updated_at, name, value, amount, flag";
+
+fn main() {
+    let pg = Postgres::start();
+    pg.create_database("bench");
+    for rows in [SMALL, LARGE] {
+        load(&pg, rows);
+    }
+    let python = python();
+    let dir = tempfile::tempdir().unwrap();
+    let mut best = [Duration::MAX; 3];
+    let mut rss = (0, 0);
+    for round in 0..ROUNDS {
+        let copy = copy_floor(&pg, &dir.path().join(format!("copy-{round}.txt")));
+        let baseline = python_loop(&pg, &python, &dir.path().join(format!("py-{round}.jsonl")));
+        let (took, peak) = tapline(&pg, LARGE, dir.path(), round);
+        for (slot, took) in best.iter_mut().zip([copy, baseline, took]) {
+            *slot = (*slot).min(took);
+        }
+        rss.1 = rss.1.max(peak);
+        for name in [format!("copy-{round}.txt"), format!("py-{round}.jsonl")] {
+            let _ = std::fs::remove_file(dir.path().join(name));
+        }
+    }
+    let (_, small_peak) = tapline(&pg, SMALL, dir.path(), ROUNDS);
+    rss.0 = small_peak;
+    report(best, rss);
+    pg.stop();
+}
+
+/// Table `t<rows>`: ids 1..=rows, `updated_at` 1.000001 s apart, an index on the cursor.
+fn load(pg: &Postgres, rows: u64) {
+    pg.psql(
+        "bench",
+        &format!(
+            "CREATE TABLE t{rows} (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, \
+             name text, value float8, amount numeric(12,2), flag bool);
+             INSERT INTO t{rows} SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '1.000001 second', \
+             'reading-' || g, g * 0.25, (g % 100000) / 100.0, g % 2 = 0 FROM generate_series(1, {rows}) g;
+             CREATE INDEX ON t{rows} (updated_at, id);"
+        ),
+    );
+    pg.psql("bench", &format!("VACUUM ANALYZE t{rows}"));
+}
+
+/// `psql -c "\copy (SELECT …) TO STDOUT"` into a file: the floor, no JSON at all.
+fn copy_floor(pg: &Postgres, out: &Path) -> Duration {
+    let file = std::fs::File::create(out).unwrap();
+    let start = Instant::now();
+    let status = Command::new("psql")
+        .env("PGPASSWORD", PASSWORD)
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            USER,
+            "-d",
+            "bench",
+        ])
+        .arg("-c")
+        .arg(format!(
+            "\\copy (SELECT {COLUMNS} FROM t{LARGE} ORDER BY updated_at, id) TO STDOUT"
+        ))
+        .stdout(Stdio::from(file))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let took = start.elapsed();
+    assert_eq!(lines(out), LARGE);
+    took
+}
+
+/// The venv with the pinned psycopg, made once under `target/`.
+fn python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/sql-bench-venv");
+    let bin = venv.join("bin/python");
+    if !bin.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status();
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "python3 with venv is needed"
+        );
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(root.join("benches/sql-requirements.txt"))
+        .status()
+        .unwrap();
+    assert!(
+        installed.success(),
+        "pip install -r benches/sql-requirements.txt"
+    );
+    bin
+}
+
+fn python_loop(pg: &Postgres, python: &Path, out: &Path) -> Duration {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sql_baseline.py");
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user={USER} password={PASSWORD} dbname=bench",
+        pg.port
+    );
+    let start = Instant::now();
+    let output = Command::new(python)
+        .arg(script)
+        .args([&conninfo, &format!("t{LARGE}"), &PAGE_SIZE.to_string()])
+        .arg(out)
+        .output()
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(lines(out), LARGE);
+    took
+}
+
+/// `tapline run --once` over `t<rows>` into a jsonl file: the time and the peak RSS (KiB).
+#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also reports its peak RSS
+fn tapline(pg: &Postgres, rows: u64, dir: &Path, round: usize) -> (Duration, i64) {
+    let password = dir.join("password");
+    std::fs::write(&password, PASSWORD).unwrap();
+    let out = dir.join(format!("tapline-{rows}-{round}.jsonl"));
+    let config = dir.join("tapline.yaml");
+    let yaml = format!(
+        "auth: {{type: none}}\nstate: {{path: '{state}'}}\nlogging: {{level: warn}}\ntasks:\n  - name: bench\n    type: sql\n    schedule: {{interval: 1h}}\n    source:\n      url: '{url}'\n      password-file: '{password}'\n      query: 'SELECT {COLUMNS} FROM t{rows} WHERE (updated_at, id) > ({{cursor.updated_at}}, {{cursor.id}}) ORDER BY updated_at, id LIMIT {{limit}}'\n      cursor: [updated_at, id]\n      initial-cursor: {{updated_at: '1970-01-01T00:00:00Z', id: 0}}\n      page-size: {PAGE_SIZE}\n    sink: {{type: jsonl, path: '{out}', batch-size: {PAGE_SIZE}}}\n",
+        state = dir.join(format!("state-{rows}-{round}.json")).display(),
+        url = pg.url("bench"),
+        password = password.display(),
+        out = out.display(),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_tapline"))
+        .args(["run", "--once", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, peak) = wait_with_rusage(child.id());
+    let took = start.elapsed();
+    assert_eq!(code, 0, "tapline failed");
+    assert_eq!(lines(&out), rows);
+    let _ = std::fs::remove_file(&out);
+    (took, peak)
+}
+
+/// Waits for `pid`; its exit code and peak RSS in KiB, from the kernel.
+fn wait_with_rusage(pid: u32) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child, with valid out-pointers.
+    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid as libc::pid_t);
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// Counts lines a block at a time: reading a whole 100 MB file would make this process that
+/// large, and a child forked from it reports that as its own peak RSS.
+fn lines(path: &Path) -> u64 {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut block = vec![0; 1 << 16];
+    let mut count = 0;
+    loop {
+        let read = file.read(&mut block).unwrap();
+        if read == 0 {
+            return count;
+        }
+        count += block[..read].iter().filter(|b| **b == b'\n').count() as u64;
+    }
+}
+
+fn report(best: [Duration; 3], (small_rss, large_rss): (i64, i64)) {
+    let rate = |took: Duration| LARGE as f64 / took.as_secs_f64();
+    let [copy, python, tapline] = best.map(rate);
+    println!("sql: {LARGE} rows x 6 columns, PostgreSQL 15 -> JSON lines, pages of {PAGE_SIZE}, best of {ROUNDS}");
+    println!("  psql \\copy (floor, no JSON) {copy:>12.0} rows/s");
+    println!("  python psycopg keyset loop   {python:>12.0} rows/s");
+    println!("  tapline sql -> jsonl         {tapline:>12.0} rows/s");
+    println!(
+        "  tapline / python: {:.2}x (target >= 5x)",
+        tapline / python
+    );
+    println!("  copy / tapline:   {:.2}x (target <= 3x)", copy / tapline);
+    println!(
+        "  tapline peak RSS: {} KiB at {SMALL} rows, {} KiB at {LARGE} rows",
+        small_rss, large_rss
+    );
+}

@@ -1,0 +1,159 @@
+//! One run of a `sql` task: the reader pages from the saved cursor, and each page is delivered
+//! before its cursor is saved; without a cursor, the whole result once.
+//!
+//! A lost connection or a restarting database is retried with backoff: the reader starts again
+//! after the last row handed to the sink, so nothing is read twice within a run. The cursor in
+//! the state file moves only after a page was delivered, so a run that gives up sends at most
+//! the rows after the last saved page again on the next run, and loses none.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::cursor::Cursor;
+use super::error::Error;
+use super::reader::{self, Message};
+use super::{failed, Sql};
+use crate::backoff::{Backoff, Delays, Jitter};
+use crate::runner::{Output, TaskContext, TaskError};
+
+/// Waits between retries within a run: 0.5 s doubling to 10 s, jittered so that tasks sharing a
+/// restarted database do not come back in lockstep.
+const RETRY: Backoff = Backoff::new(
+    Duration::from_millis(500),
+    Duration::from_secs(10),
+    Jitter::Additive,
+);
+
+/// Where a run is: the last row handed to the output, and whether its cursor is saved.
+struct Progress {
+    cursor: Option<Cursor>,
+    unsaved: bool,
+    rows: u64,
+}
+
+/// One run of `sql`.
+pub(super) async fn run(sql: &Sql, ctx: &TaskContext) -> Result<(), TaskError> {
+    let mut output = ctx.output()?;
+    let pool = sql.pool().map_err(failed)?;
+    let start = match &sql.source.initial_cursor {
+        Some(initial) if !sql.source.cursor.is_empty() => {
+            Some(Cursor::start(ctx.state(), initial)?)
+        }
+        _ => None,
+    };
+    output.set_cursor(start.as_ref().map_or(Value::Null, Cursor::values));
+    let mut progress = Progress {
+        cursor: start,
+        unsaved: false,
+        rows: 0,
+    };
+    let mut retry = Retry::new(sql.source.max_retries);
+    loop {
+        let plan = sql.plan(progress.cursor.clone());
+        match read(ctx, &pool, plan, &mut output, &mut progress, &mut retry).await? {
+            None => break,
+            // A snapshot cannot resume in the middle: only retried while nothing was handed on.
+            Some(error) if plan_resumes(sql) || progress.rows == 0 => {
+                retry.after(ctx, error).await?
+            }
+            Some(error) => return Err(failed(error)),
+        }
+    }
+    tracing::info!(records = progress.rows, "query done");
+    Ok(())
+}
+
+fn plan_resumes(sql: &Sql) -> bool {
+    !sql.source.cursor.is_empty()
+}
+
+/// Hands the reader's records to `output` and saves the cursor at each page end, until the last
+/// page (`None`) or a database error (`Some`, to retry or fail on).
+async fn read(
+    ctx: &TaskContext,
+    pool: &super::pool::Pool,
+    plan: reader::Plan,
+    output: &mut Output,
+    progress: &mut Progress,
+    retry: &mut Retry,
+) -> Result<Option<Error>, TaskError> {
+    let mut messages = reader::spawn(pool, plan);
+    loop {
+        let message = tokio::select! {
+            message = messages.recv() => message,
+            _ = ctx.cancelled() => return Err(TaskError::Cancelled),
+        };
+        match message {
+            None => return Err(TaskError::msg("the database reader stopped unexpectedly")),
+            Some(Err(error)) => return Ok(Some(error)),
+            Some(Ok(Message::Rows(chunk))) => {
+                let rows = chunk.records.len() as u64;
+                ctx.records_extracted(rows);
+                output
+                    .extend(chunk.records.into_iter().map(Value::Object))
+                    .await?;
+                progress.rows += rows;
+                if let Some(last) = chunk.last {
+                    progress.cursor = Some(last);
+                    progress.unsaved = true;
+                }
+            }
+            Some(Ok(Message::PageEnd { short })) => {
+                output.flush().await?;
+                if let (Some(cursor), true) = (&progress.cursor, progress.unsaved) {
+                    cursor.store(ctx.state())?;
+                    ctx.save_state().await?;
+                    progress.unsaved = false;
+                }
+                retry.reset();
+                if short {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// The retries left within a run.
+struct Retry {
+    left: u32,
+    max: u32,
+    delays: Delays,
+}
+
+impl Retry {
+    fn new(max: u32) -> Self {
+        Self {
+            left: max,
+            max,
+            delays: RETRY.delays(),
+        }
+    }
+
+    /// A page went through: the next failure starts the count again.
+    fn reset(&mut self) {
+        self.left = self.max;
+        self.delays.reset();
+    }
+
+    /// Waits before the next try after `error`, or fails the run with it when it is not worth
+    /// a retry or none are left.
+    async fn after(&mut self, ctx: &TaskContext, error: Error) -> Result<(), TaskError> {
+        if !error.is_transient() || self.left == 0 {
+            return Err(failed(error));
+        }
+        self.left -= 1;
+        let delay = self.delays.next().unwrap_or_default();
+        tracing::warn!(
+            error = %crate::runner::error_chain(&error),
+            retry_in_seconds = delay.as_secs_f64(),
+            retries_left = self.left,
+            "the database is unreachable; trying again"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(()),
+            _ = ctx.cancelled() => Err(TaskError::Cancelled),
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! One query's rows as JSON records, in chunks: what the databases share ([`Readers`] picks a
+//! reader per column once, [`forward`] converts and sends), and what a query is sent with
+//! ([`Query`], [`Bind`]). The paging around it is `reader.rs`.
+
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use sqlx::{Column as _, Row, TypeInfo as _};
+use tokio::sync::mpsc;
+
+use super::cursor::Cursor;
+use super::error::Error;
+use super::placeholders::Rewritten;
+use super::pool::Pool;
+use super::reader::Message;
+use super::{mysql, postgres, sqlite};
+
+/// Records per chunk handed from the reader to the run.
+pub const CHUNK: usize = 256;
+
+/// A result column: its name and the database's name for its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// The column's name (the record's key).
+    pub name: String,
+    /// The database's type name, such as `TIMESTAMPTZ` or `DATETIME`.
+    pub type_name: String,
+}
+
+/// Some rows of a query, as records.
+#[derive(Debug)]
+pub struct Chunk {
+    /// One JSON object per row.
+    pub records: Vec<Map<String, Value>>,
+    /// The cursor of the last of them (when the task has cursor columns).
+    pub last: Option<Cursor>,
+}
+
+/// What [`forward`] sent of one query.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Rows sent.
+    pub rows: u64,
+    /// The cursor of the last row sent.
+    pub last: Option<Cursor>,
+    /// The run stopped listening: stop reading.
+    pub gone: bool,
+}
+
+/// A value to bind to one of the query's parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    /// What it is for, in messages: `{cursor.id}` or `{limit}`.
+    pub label: String,
+    /// The value as JSON (as saved in the cursor, or the page size).
+    pub value: Value,
+    /// The database's type name of the column it came from, when known.
+    pub type_name: Option<String>,
+}
+
+/// What a query is sent with.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The text with bind parameters.
+    pub sql: Arc<str>,
+    /// The values, in parameter order.
+    pub binds: Vec<Bind>,
+    /// The query as written, and how `sql` maps back to it (for error positions).
+    pub written: Arc<(String, Rewritten)>,
+    /// The URL, redacted, for messages.
+    pub url: Arc<str>,
+}
+
+impl Query {
+    /// ` at line L, column C of source.query` for the 1-based character `chars` of `sql`.
+    pub fn position(&self, chars: usize) -> String {
+        let (written, rewritten) = &*self.written;
+        rewritten.position(written, chars)
+    }
+
+    /// `error` in this task's terms, for `database`.
+    pub fn error(&self, database: &'static str, error: sqlx::Error) -> Error {
+        super::error::from_sqlx(error, database, &self.url, &|chars| self.position(chars))
+    }
+}
+
+/// Reads `query` from `pool` into `sender`, each chunk with the cursor (of `cursor`'s columns)
+/// of its last row.
+pub async fn read(
+    pool: &Pool,
+    query: &Query,
+    cursor: &[String],
+    sender: &Sender,
+) -> Result<Sent, Error> {
+    match pool {
+        Pool::Postgres(pool) => postgres::read(pool, query, cursor, sender).await,
+        Pool::MySql(pool) => mysql::read(pool, query, cursor, sender).await,
+        Pool::Sqlite(pool) => sqlite::read(pool, query, cursor, sender).await,
+    }
+}
+
+/// Where chunks go.
+pub type Sender = mpsc::Sender<Result<Message, Error>>;
+
+/// Checks `query` against the database without reading rows: connects and prepares it.
+pub async fn prepare(pool: &Pool, query: &Query) -> Result<(), Error> {
+    match pool {
+        Pool::Postgres(pool) => prepare_on(pool, query, postgres::NAME).await,
+        Pool::MySql(pool) => prepare_on(pool, query, mysql::NAME).await,
+        Pool::Sqlite(pool) => prepare_on(pool, query, sqlite::NAME).await,
+    }
+}
+
+async fn prepare_on<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    query: &Query,
+    database: &'static str,
+) -> Result<(), Error>
+where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+{
+    use sqlx::Executor;
+    pool.prepare(&query.sql)
+        .await
+        .map(drop)
+        .map_err(|e| query.error(database, e))
+}
+
+/// Runs `query` with `arguments` on a connection of `pool` and forwards its rows (for the
+/// databases whose parameters need no preparing first).
+pub async fn rows<'q, DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    query: &'q Query,
+    database: &'static str,
+    arguments: <DB as sqlx::Database>::Arguments<'q>,
+    reader: fn(&DB::Column) -> Option<Read<DB::Row>>,
+    cursor: &[String],
+    sender: &Sender,
+) -> Result<Sent, Error>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    use futures::TryStreamExt;
+    let error = |e| query.error(database, e);
+    let mut connection = pool.acquire().await.map_err(error)?;
+    let rows = sqlx::query_with(&query.sql, arguments)
+        .fetch(&mut *connection)
+        .map_err(error);
+    forward(rows, reader, cursor, sender).await
+}
+
+/// Reads column `index` of a row as JSON.
+pub type Read<R> = fn(&R, usize) -> Result<Value, sqlx::Error>;
+
+/// How each column of a query's rows is read, found once from the first row.
+pub struct Readers<R> {
+    columns: Arc<[Column]>,
+    reads: Vec<Read<R>>,
+}
+
+impl<R: Row> Readers<R> {
+    /// A reader for each column of `row`, as `reader` chooses by the column's type; a column of
+    /// a type without one is an error before any row is converted.
+    pub fn new(
+        row: &R,
+        reader: fn(&<R::Database as sqlx::Database>::Column) -> Option<Read<R>>,
+    ) -> Result<Self, Error> {
+        let mut columns = Vec::new();
+        let mut reads = Vec::new();
+        for column in row.columns() {
+            let type_name = column.type_info().name().to_string();
+            let name = column.name().to_string();
+            let read = reader(column).ok_or_else(|| Error::Unsupported {
+                column: name.clone(),
+                type_name: type_name.clone(),
+            })?;
+            columns.push(Column { name, type_name });
+            reads.push(read);
+        }
+        Ok(Self {
+            columns: columns.into(),
+            reads,
+        })
+    }
+
+    /// `row` as a record.
+    pub fn record(&self, row: &R) -> Result<Map<String, Value>, Error> {
+        let mut record = Map::new();
+        for (index, (column, read)) in self.columns.iter().zip(&self.reads).enumerate() {
+            let value = read(row, index).map_err(|source| Error::Decode {
+                column: column.name.clone(),
+                type_name: column.type_name.clone(),
+                source,
+            })?;
+            record.insert(column.name.clone(), value);
+        }
+        Ok(record)
+    }
+}
+
+/// Converts the rows of `rows` with the readers `reader` chooses and sends them in chunks,
+/// each with the cursor of its last row; stops early when the run has gone.
+pub async fn forward<R: Row>(
+    rows: impl Stream<Item = Result<R, Error>>,
+    reader: fn(&<R::Database as sqlx::Database>::Column) -> Option<Read<R>>,
+    cursor: &[String],
+    sender: &Sender,
+) -> Result<Sent, Error> {
+    let mut rows = std::pin::pin!(rows);
+    let mut readers: Option<Readers<R>> = None;
+    let mut records = Vec::with_capacity(CHUNK);
+    let mut sent = Sent::default();
+    loop {
+        let row = rows.next().await.transpose()?;
+        if let Some(row) = &row {
+            let readers = match &readers {
+                Some(readers) => readers,
+                None => readers.insert(Readers::new(row, reader)?),
+            };
+            records.push(readers.record(row)?);
+        }
+        let full = records.len() == CHUNK || (row.is_none() && !records.is_empty());
+        if let (true, Some(readers)) = (full, &readers) {
+            let last = match (records.last(), cursor.is_empty()) {
+                (Some(record), false) => Some(Cursor::of(record, &readers.columns, cursor)?),
+                _ => None,
+            };
+            let chunk = std::mem::replace(&mut records, Vec::with_capacity(CHUNK));
+            sent.rows += chunk.len() as u64;
+            sent.last = last.clone();
+            let message = Message::Rows(Chunk {
+                records: chunk,
+                last,
+            });
+            if sender.send(Ok(message)).await.is_err() {
+                sent.gone = true;
+                return Ok(sent);
+            }
+        }
+        if row.is_none() {
+            return Ok(sent);
+        }
+    }
+}
+
+/// A value that does not fit the parameter's type.
+pub fn bind_error(bind: &Bind, type_name: &str, reason: impl ToString) -> Error {
+    Error::Bind {
+        column: bind.label.clone(),
+        value: bind.value.to_string(),
+        type_name: type_name.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Column `index` of `row` as `T`, through `to`; NULL as null.
+pub fn get<'r, R, T>(
+    row: &'r R,
+    index: usize,
+    to: impl Fn(T) -> Value,
+) -> Result<Value, sqlx::Error>
+where
+    R: Row,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    Ok(row.try_get::<Option<T>, _>(index)?.map_or(Value::Null, to))
+}
