@@ -5,7 +5,7 @@
 //!
 //! The table has six columns (bigint, timestamptz, text, float8, numeric, bool) and an index on
 //! the cursor `(updated_at, id)`. tapline runs as a child process (`tapline run --once`), so
-//! its peak RSS is the kernel's (`wait4`); it is measured at two table sizes to show that memory
+//! its peak RSS is the kernel's (`ru_maxrss`, through `tests/it/harness/rss.rs`); it is measured at two table sizes to show that memory
 //! is bounded by the page size, not the table. The Python loop is pinned in
 //! `benches/sql-requirements.txt` and installed into `target/sql-bench-venv`.
 //!
@@ -25,6 +25,7 @@ const LARGE: u64 = 1_000_000;
 const SMALL: u64 = 200_000;
 const PAGE_SIZE: u32 = 5_000;
 const ROUNDS: usize = 2;
+const HOUR: Duration = Duration::from_secs(3600);
 const COLUMNS: &str = "id, updated_at, name, value, amount, flag";
 
 fn main() {
@@ -152,8 +153,7 @@ fn python_loop(pg: &Postgres, python: &Path, out: &Path) -> Duration {
 }
 
 /// `tapline run --once` over `t<rows>` into a jsonl file: the time and the peak RSS (KiB).
-#[allow(clippy::zombie_processes)] // reaped by `wait4`, which also reports its peak RSS
-fn tapline(pg: &Postgres, rows: u64, dir: &Path, round: usize) -> (Duration, i64) {
+fn tapline(pg: &Postgres, rows: u64, dir: &Path, round: usize) -> (Duration, u64) {
     let password = dir.join("password");
     std::fs::write(&password, PASSWORD).unwrap();
     let out = dir.join(format!("tapline-{rows}-{round}.jsonl"));
@@ -166,30 +166,13 @@ fn tapline(pg: &Postgres, rows: u64, dir: &Path, round: usize) -> (Duration, i64
         out = out.display(),
     );
     std::fs::write(&config, yaml).unwrap();
-    let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_tapline"))
-        .args(["run", "--once", "-c"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (code, peak) = wait_with_rusage(child.id());
-    let took = start.elapsed();
-    assert_eq!(code, 0, "tapline failed");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tapline"));
+    command.args(["run", "--once", "-c"]).arg(&config);
+    let run = harness::rss::measure(&command, Stdio::null(), Stdio::inherit(), HOUR);
+    assert_eq!(run.code, 0, "tapline failed");
     assert_eq!(lines(&out), rows);
     let _ = std::fs::remove_file(&out);
-    (took, peak)
-}
-
-/// Waits for `pid`; its exit code and peak RSS in KiB, from the kernel.
-fn wait_with_rusage(pid: u32) -> (i32, i64) {
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value to be overwritten.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child, with valid out-pointers.
-    let waited = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid as libc::pid_t);
-    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+    (run.elapsed, run.peak_kib)
 }
 
 /// Counts lines a block at a time: reading a whole 100 MB file would make this process that
@@ -208,7 +191,7 @@ fn lines(path: &Path) -> u64 {
     }
 }
 
-fn report(best: [Duration; 3], (small_rss, large_rss): (i64, i64)) {
+fn report(best: [Duration; 3], (small_rss, large_rss): (u64, u64)) {
     let rate = |took: Duration| LARGE as f64 / took.as_secs_f64();
     let [copy, python, tapline] = best.map(rate);
     println!("sql: {LARGE} rows x 6 columns, PostgreSQL 15 -> JSON lines, pages of {PAGE_SIZE}, best of {ROUNDS}");

@@ -21,6 +21,9 @@ pub enum Error {
         #[source]
         source: crate::runner::TaskError,
     },
+    /// CDF did not accept the token (`validate --check-auth`, exit code 1).
+    #[error(transparent)]
+    Cdf(#[from] crate::sinks::cdf::inspect::InspectError),
     /// Standard output could not be written (exit code 1).
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
@@ -32,7 +35,7 @@ impl Error {
         match self {
             Self::Config(_) => 2,
             Self::Run(error) => error.exit_code(),
-            Self::Auth(_) | Self::Check { .. } | Self::Stdout(_) => 1,
+            Self::Auth(_) | Self::Check { .. } | Self::Cdf(_) | Self::Stdout(_) => 1,
         }
     }
 }

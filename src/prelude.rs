@@ -6,7 +6,7 @@
 
 pub use crate::auth::{self, Credentials, FetchedToken, Provider, TokenSource};
 pub use crate::cli;
-pub use crate::config::{BuildError, SessionConfig};
+pub use crate::config::{BuildError, Sections, SessionConfig};
 pub use crate::runner::{Output, Sink, Task, TaskContext, TaskError};
 pub use crate::Registry;
 pub use async_trait::async_trait;

@@ -25,10 +25,10 @@ pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
             init_cli_logging();
             let (provider, session) = if kognic {
                 let block = kognic_block(credentials, server);
-                (provider(registry, &block)?, SessionConfig::default())
+                (provider_for(registry, &block)?, SessionConfig::default())
             } else {
                 let config = load(registry, config)?;
-                (provider(registry, &config.auth)?, config.session)
+                (provider(registry, &config)?, config.session)
             };
             let token = fetch_token(provider.as_ref(), &session)?.ok_or_else(|| {
                 crate::auth::Error::Misconfigured("auth type none has no token to print".into())
@@ -39,7 +39,7 @@ pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
         Command::Login { config } => {
             init_cli_logging();
             let config = load(registry, config)?;
-            let provider = provider(registry, &config.auth)?;
+            let provider = provider(registry, &config)?;
             let path = block_on(provider.login(&config.session))?;
             eprintln!("signed in; tokens cached in {}", path.display());
             Ok(())
@@ -73,8 +73,9 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
         return Ok(());
     }
     init_cli_logging();
-    let provider = provider(registry, &config.auth)?;
-    let auth = match fetch_token(provider.as_ref(), &config.session)? {
+    let provider = provider(registry, &config)?;
+    let credentials = provider.credentials(&config.session)?;
+    let auth = match block_on(credentials.token())? {
         None => "auth OK: type none sends no token".to_string(),
         Some(token) => match token.expires_at() {
             Some(at) => format!(
@@ -86,7 +87,22 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
         },
     };
     print_line(&auth)?;
+    if let Some(cdf) = &config.cdf {
+        print_line(&check_cdf(cdf, &config.session, credentials)?)?;
+    }
     check_tasks(registry, &config)
+}
+
+/// Asks CDF about the token: the project and groups it reaches.
+fn check_cdf(
+    cdf: &config::CdfConfig,
+    session: &SessionConfig,
+    credentials: Credentials,
+) -> Result<String, Error> {
+    let session = crate::session::Session::new(session, credentials)
+        .map_err(crate::runner::Error::Session)?;
+    let api = crate::sinks::cdf::CdfApi::new(cdf);
+    Ok(block_on(crate::sinks::cdf::inspect::check(&api, &session))?)
 }
 
 /// Each task's own check against its real source ([`Task::check`]): connects, prepares.
@@ -112,11 +128,19 @@ fn load(registry: &Registry, flag: Option<PathBuf>) -> Result<Config, Error> {
     Ok(registry.load(&config::config_path(flag.as_deref()))?)
 }
 
-fn provider(registry: &Registry, block: &ComponentConfig) -> Result<Arc<dyn Provider>, Error> {
-    registry.provider_for(block).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        crate::auth::Error::Misconfigured(list.join("; ")).into()
-    })
+/// The provider of `config`'s `auth:` block (with the `cdf:` default scope).
+fn provider(registry: &Registry, config: &Config) -> Result<Arc<dyn Provider>, Error> {
+    registry.provider_of(config).map_err(misconfigured)
+}
+
+/// The provider of an `auth:` block on its own.
+fn provider_for(registry: &Registry, block: &ComponentConfig) -> Result<Arc<dyn Provider>, Error> {
+    registry.provider_for(block).map_err(misconfigured)
+}
+
+fn misconfigured(problems: Vec<config::Problem>) -> Error {
+    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    crate::auth::Error::Misconfigured(list.join("; ")).into()
 }
 
 /// Fetches one token outside any runner, on a runtime of its own.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::error::Problem;
+use super::sections::Sections;
 
 /// A block chosen by `type`, before the component it names has read it.
 #[derive(Clone, PartialEq)]
@@ -84,9 +85,16 @@ pub trait Catalog {
     /// The JSON Schema of the whole config file, with every registered component's keys.
     fn schema(&self) -> Value;
 
-    /// Builds `block` (the component of `kind` written at key path `at`) to find the problems
-    /// its keys have beyond their shape, each with its full key path.
-    fn check(&self, kind: Kind, block: &ComponentConfig, at: &str) -> Vec<Problem>;
+    /// Builds `block` (the component of `kind` written at key path `at`, with the file's shared
+    /// `sections`) to find the problems its keys have beyond their shape, each with its full key
+    /// path.
+    fn check(
+        &self,
+        kind: Kind,
+        block: &ComponentConfig,
+        sections: &Sections,
+        at: &str,
+    ) -> Vec<Problem>;
 }
 
 /// A component's keys are valid for serde but not for the component: a URL that does not parse,

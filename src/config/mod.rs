@@ -10,10 +10,12 @@
 //!    sound: URLs, cron expressions, task names, and each component's own rules (through
 //!    [`Catalog`], which the registry implements: it builds every `auth:`, task and `sink:` block;
 //!    the checks several components share, such as a secret given inline or as a file, are in
-//!    `check.rs`);
+//!    `check.rs`); components that read a shared top-level block (`cdf:`) get it as
+//!    [`Sections`];
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
 mod byte_size;
+mod cdf;
 pub(crate) mod check;
 mod component;
 mod duration;
@@ -25,6 +27,7 @@ mod path;
 mod rules;
 mod runtime;
 mod secret;
+mod sections;
 mod session;
 mod shape;
 mod task;
@@ -33,6 +36,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use byte_size::{ByteSize, InvalidByteSize};
+pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
 pub(crate) use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
 pub use duration::{HumanDuration, InvalidDuration};
@@ -41,6 +45,7 @@ pub use error::{Error, Problem};
 pub use load::{config_path, load};
 pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
+pub use sections::Sections;
 pub use session::{RetryConfig, SessionConfig};
 pub use task::{
     check_task_name, CronSchedule, IntervalSchedule, OnErrorMode, ScheduleConfig, ScheduleName,
@@ -71,6 +76,8 @@ pub struct Config {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Cognite Data Fusion: the project the `cdf-*` sinks write to, and extraction pipeline runs.
+    pub cdf: Option<CdfConfig>,
 }
 
 /// The JSON Schema of the configuration file without its components (`auth:`, task types,

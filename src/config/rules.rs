@@ -8,10 +8,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+use super::cdf::CdfConfig;
 use super::check;
 use super::component::{BuildError, Catalog, ComponentConfig, Kind};
 use super::error::Problem;
 use super::path::KeyPath;
+use super::sections::Sections;
 use super::session::SessionConfig;
 use super::task::{check_task_name, OnErrorMode, ScheduleConfig, TaskConfig};
 use crate::transform::Program;
@@ -35,8 +37,13 @@ pub(crate) fn check(
     let sound = |path: &KeyPath| !unsound(path, None);
     let mut out = Vec::new();
     let root = KeyPath::root();
+    let cdf = section::<CdfConfig>(tree, "cdf", &sound);
+    if let Some(cdf) = &cdf {
+        found(cdf.check(), &root.key("cdf"), &mut out);
+    }
+    let sections = Sections { cdf };
     if let Some(block) = section::<ComponentConfig>(tree, "auth", &sound) {
-        out.extend(catalog.check(Kind::Provider, &block, "auth"));
+        out.extend(catalog.check(Kind::Provider, &block, &sections, "auth"));
     }
     if let Some(config) = section::<SessionConfig>(tree, "session", &sound) {
         session(&config, &mut out);
@@ -49,20 +56,31 @@ pub(crate) fn check(
     task_names(items, &mut out);
     for (index, item) in items.iter().enumerate() {
         let path = root.key("tasks").index(index);
-        task(item, &path, &unsound, catalog, &mut out);
+        let checks = Checks {
+            unsound: &unsound,
+            catalog,
+            sections: &sections,
+            cdf_written: tree.get("cdf").is_some(),
+        };
+        task(item, &path, &checks, &mut out);
     }
     out
 }
 
+/// What the rules of a task item are checked with.
+struct Checks<'a> {
+    /// Whether a shape problem lies within a path (except within the second).
+    unsound: &'a dyn Fn(&KeyPath, Option<&KeyPath>) -> bool,
+    catalog: &'a dyn Catalog,
+    sections: &'a Sections,
+    /// Whether the file has a `cdf:` block at all (sound or not).
+    cdf_written: bool,
+}
+
 /// The rules of one task item, each checked where the shape it needs is sound: the schedule, the
-/// task type's own keys (built by the catalog), and the sink.
-fn task(
-    item: &Value,
-    path: &KeyPath,
-    unsound: &dyn Fn(&KeyPath, Option<&KeyPath>) -> bool,
-    catalog: &dyn Catalog,
-    out: &mut Vec<Problem>,
-) {
+/// task type's own keys (built by the catalog), the sink, and the extraction pipeline.
+fn task(item: &Value, path: &KeyPath, checks: &Checks, out: &mut Vec<Problem>) {
+    let (unsound, catalog) = (checks.unsound, checks.catalog);
     let schedule_path = path.key("schedule");
     let parsed = item
         .get("schedule")
@@ -86,9 +104,17 @@ fn task(
         return;
     };
     records(&task, path, out);
-    out.extend(catalog.check(Kind::Task, &task.component(), &path.to_string()));
+    let sections = checks.sections;
+    let at = path.to_string();
+    out.extend(catalog.check(Kind::Task, &task.component(), sections, &at));
     if let Some(sink) = task.sink.as_ref().filter(|_| !unsound(&sink_path, None)) {
-        out.extend(catalog.check(Kind::Sink, sink, &sink_path.to_string()));
+        out.extend(catalog.check(Kind::Sink, sink, sections, &sink_path.to_string()));
+    }
+    if task.extraction_pipeline.is_some() && !checks.cdf_written {
+        out.push(Problem::new(
+            &path.key("extraction-pipeline"),
+            "reports go to Cognite Data Fusion; add a top-level cdf: block",
+        ));
     }
 }
 

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use super::component::ComponentConfig;
 use super::duration::HumanDuration;
 
-/// One extractor task. Keys other than `name`, `type`, `schedule`, `timeout` and the record keys
-/// (`sink`, `transform`, `on-error`, `dead-letter`) belong to the task type, which parses them
-/// itself.
+/// One extractor task. Keys other than `name`, `type`, `schedule`, `timeout`,
+/// `extraction-pipeline` and the record keys (`sink`, `transform`, `on-error`, `dead-letter`)
+/// belong to the task type, which parses them itself.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct TaskConfig {
@@ -28,6 +28,9 @@ pub struct TaskConfig {
     pub timeout: Option<HumanDuration>,
     /// Where the records go, for task types that deliver records (sources).
     pub sink: Option<ComponentConfig>,
+    /// The CDF extraction pipeline this task's runs are reported to, instead of
+    /// `cdf.extraction-pipeline.external-id` (needs the `cdf:` block).
+    pub extraction_pipeline: Option<String>,
     /// A jq program run on every record before the sink: it may drop a record (`select(...)`),
     /// reshape it, or turn it into several. `$task`, `$now` (ms since epoch, fixed per run),
     /// `$cursor` (the cursor the run started from) and `$env` are defined.

@@ -26,5 +26,8 @@ pub(super) fn register(registry: &mut Registry) {
     registry
         .sink("http", sinks::http::build)
         .sink("jsonl", sinks::jsonl::build)
-        .sink("stdout", sinks::stdout::build);
+        .sink("stdout", sinks::stdout::build)
+        .sink_with_sections("cdf-raw", sinks::cdf::raw::build)
+        .sink_with_sections("cdf-datapoints", sinks::cdf::datapoints::build)
+        .sink_with_sections("cdf-events", sinks::cdf::events::build);
 }

@@ -13,6 +13,7 @@
 //! [`Registry::provider`], [`Registry::task`], [`Registry::source`] and [`Registry::sink`].
 
 mod builtin;
+mod default_scope;
 mod schema;
 mod table;
 
@@ -26,7 +27,8 @@ use serde_json::Value;
 
 use crate::auth::Provider;
 use crate::config::{
-    self, BuildError, Catalog, ComponentConfig, Config, Kind, OnErrorMode, Problem, TaskConfig,
+    self, BuildError, Catalog, ComponentConfig, Config, Kind, OnErrorMode, Problem, Sections,
+    TaskConfig,
 };
 use crate::runner::{
     self, Destination, OnError, Plan, Runner, RunnerBuilder, Sink, Task, TaskSpec,
@@ -78,6 +80,7 @@ impl Registry {
         P: Provider,
         F: Fn(C) -> Result<P, BuildError> + Send + Sync + 'static,
     {
+        let build = move |config, _: &Sections| build(config);
         self.providers
             .insert(name, build, |p| Arc::new(p) as Arc<dyn Provider>);
         self
@@ -92,6 +95,7 @@ impl Registry {
         F: Fn(C) -> Result<T, BuildError> + Send + Sync + 'static,
     {
         self.sources.remove(name);
+        let build = move |config, _: &Sections| build(config);
         self.tasks
             .insert(name, build, |t| Arc::new(t) as Arc<dyn Task>);
         self
@@ -120,6 +124,18 @@ impl Registry {
         S: Sink,
         F: Fn(C) -> Result<S, BuildError> + Send + Sync + 'static,
     {
+        self.sink_with_sections(name, move |config, _: &Sections| build(config))
+    }
+
+    /// Registers the sink `name` like [`Registry::sink`], for a sink that also reads a shared
+    /// top-level block of the config file (the `cdf-*` sinks read `cdf:`): `build` gets the
+    /// block's keys and the file's checked [`Sections`].
+    pub fn sink_with_sections<C, S, F>(&mut self, name: &str, build: F) -> &mut Self
+    where
+        C: DeserializeOwned + JsonSchema + 'static,
+        S: Sink,
+        F: Fn(C, &Sections) -> Result<S, BuildError> + Send + Sync + 'static,
+    {
         self.sinks
             .insert(name, build, |s| Arc::new(s) as Arc<dyn Sink>);
         self
@@ -138,16 +154,22 @@ impl Registry {
     /// Builds the provider an `auth:` block names.
     pub fn provider_for(&self, block: &ComponentConfig) -> Result<Arc<dyn Provider>, Vec<Problem>> {
         self.providers
-            .build(block)
+            .build(block, &Sections::default())
             .map_err(|error| error.locate("auth"))
     }
 
+    /// Builds the provider of `config`'s `auth:` block, which asks for the `cdf:` block's
+    /// default scope when it names none (see `default_scope.rs`).
+    pub fn provider_of(&self, config: &Config) -> Result<Arc<dyn Provider>, Vec<Problem>> {
+        self.provider_for(&self.auth_block(config))
+    }
+
     /// Builds the sink a `sink:` block names, with its `batch-size` (for running a source
-    /// outside the runner, with [`TaskContext::with_sink`]).
+    /// outside the runner, with [`TaskContext::with_sink`]), without the shared top-level blocks.
     ///
     /// [`TaskContext::with_sink`]: crate::runner::TaskContext::with_sink
     pub fn sink_for(&self, block: &ComponentConfig) -> Result<Destination, Vec<Problem>> {
-        self.destination(block)
+        self.destination(block, &Sections::default())
             .map_err(|error| error.locate("sink"))
     }
 
@@ -155,14 +177,15 @@ impl Registry {
     pub fn plan(&self, config: &Config) -> Result<Plan, Vec<Problem>> {
         let mut problems = Vec::new();
         let provider = self
-            .provider_for(&config.auth)
+            .provider_of(config)
             .map_err(|found| problems.extend(found));
+        let sections = Sections::of(config);
         let mut tasks = Vec::new();
         for (index, task) in config.tasks.iter().enumerate() {
             let at = format!("tasks[{index}]");
-            let built = self.tasks.build(&task.component());
+            let built = self.tasks.build(&task.component(), &sections);
             let destination = match &task.sink {
-                Some(sink) => self.destination(sink).map(Some),
+                Some(sink) => self.destination(sink, &sections).map(Some),
                 None => Ok(None),
             };
             let transform = transform(task);
@@ -196,11 +219,21 @@ impl Registry {
         let plan = self
             .plan(&config)
             .map_err(|problems| runner::Error::Tasks { problems })?;
-        Ok(Runner::builder(config, plan))
+        // Run reports to CDF extraction pipelines, when the `cdf:` block or a task names one.
+        let pipelines = crate::sinks::cdf::runs::ExtractionPipelineRuns::of(&config);
+        let mut builder = Runner::builder(config, plan);
+        if let Some(pipelines) = pipelines {
+            builder = builder.observer(Arc::new(pipelines));
+        }
+        Ok(builder)
     }
 
     /// A sink block: `batch-size` is read here, every other key by the sink.
-    fn destination(&self, block: &ComponentConfig) -> Result<Destination, BuildError> {
+    fn destination(
+        &self,
+        block: &ComponentConfig,
+        sections: &Sections,
+    ) -> Result<Destination, BuildError> {
         let mut block = block.clone();
         let batch_size = match block.keys.remove("batch-size") {
             None => DEFAULT_BATCH_SIZE,
@@ -209,7 +242,7 @@ impl Registry {
             })?,
         };
         Ok(Destination {
-            sink: self.sinks.build(&block)?,
+            sink: self.sinks.build(&block, sections)?,
             batch_size: usize::try_from(batch_size).unwrap_or(usize::MAX),
         })
     }
@@ -238,11 +271,17 @@ impl Catalog for Registry {
         Registry::schema(self)
     }
 
-    fn check(&self, kind: Kind, block: &ComponentConfig, at: &str) -> Vec<Problem> {
+    fn check(
+        &self,
+        kind: Kind,
+        block: &ComponentConfig,
+        sections: &Sections,
+        at: &str,
+    ) -> Vec<Problem> {
         let errors = match kind {
-            Kind::Provider => self.providers.build(block).err(),
-            Kind::Task => self.tasks.build(block).err(),
-            Kind::Sink => self.destination(block).err(),
+            Kind::Provider => self.providers.build(block, sections).err(),
+            Kind::Task => self.tasks.build(block, sections).err(),
+            Kind::Sink => self.destination(block, sections).err(),
         };
         errors.map(|error| error.locate(at)).unwrap_or_default()
     }

@@ -43,7 +43,10 @@ pub(super) fn assemble(registry: &Registry) -> Value {
             true => &["transform", "on-error", "dead-letter"],
             false => &[],
         };
-        for key in ["name", "schedule", "timeout"].iter().chain(record_keys) {
+        for key in ["name", "schedule", "timeout", "extraction-pipeline"]
+            .iter()
+            .chain(record_keys)
+        {
             properties.insert(key.to_string(), task["properties"][key].clone());
         }
         if source {

@@ -6,10 +6,12 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::config::{without_values, BuildError, ComponentConfig};
+use crate::config::{without_values, BuildError, ComponentConfig, Sections};
 
-/// Reads a block's keys into the component's config and builds the component.
-type Build<T> = Arc<dyn Fn(&Map<String, Value>) -> Result<Arc<T>, BuildError> + Send + Sync>;
+/// Reads a block's keys into the component's config and builds the component, with the config
+/// file's shared blocks.
+type Build<T> =
+    Arc<dyn Fn(&Map<String, Value>, &Sections) -> Result<Arc<T>, BuildError> + Send + Sync>;
 
 /// One registered component.
 struct Entry<T: ?Sized> {
@@ -34,15 +36,16 @@ impl<T: ?Sized> Default for Table<T> {
 
 impl<T: ?Sized + 'static> Table<T> {
     /// Registers `name`: a block's keys are read into `C` (its serde attributes decide what is
-    /// accepted), then `build` makes the component; `wrap` erases its type. A later registration
+    /// accepted), then `build` makes the component from them and the file's shared [`Sections`];
+    /// `wrap` erases its type. A later registration
     /// under the same name replaces the earlier one.
     pub(crate) fn insert<C, B, F>(&mut self, name: &str, build: F, wrap: fn(B) -> Arc<T>)
     where
         C: DeserializeOwned + JsonSchema + 'static,
         B: 'static,
-        F: Fn(C) -> Result<B, BuildError> + Send + Sync + 'static,
+        F: Fn(C, &Sections) -> Result<B, BuildError> + Send + Sync + 'static,
     {
-        let build: Build<T> = Arc::new(move |keys| {
+        let build: Build<T> = Arc::new(move |keys, sections| {
             let config: C =
                 serde_path_to_error::deserialize(Value::Object(keys.clone())).map_err(|error| {
                     let key = error.path().to_string();
@@ -52,7 +55,7 @@ impl<T: ?Sized + 'static> Table<T> {
                         key => BuildError::at(key, message),
                     }
                 })?;
-            build(config).map(wrap)
+            build(config, sections).map(wrap)
         });
         let entry = Entry {
             name: name.to_string(),
@@ -66,9 +69,13 @@ impl<T: ?Sized + 'static> Table<T> {
     }
 
     /// Builds the component `block` names.
-    pub(crate) fn build(&self, block: &ComponentConfig) -> Result<Arc<T>, BuildError> {
-        match self.entries.iter().find(|e| e.name == block.type_name) {
-            Some(entry) => (entry.build)(&block.keys),
+    pub(crate) fn build(
+        &self,
+        block: &ComponentConfig,
+        sections: &Sections,
+    ) -> Result<Arc<T>, BuildError> {
+        match self.find(&block.type_name) {
+            Some(entry) => (entry.build)(&block.keys, sections),
             None => Err(BuildError::at(
                 "type",
                 format!(
@@ -78,6 +85,16 @@ impl<T: ?Sized + 'static> Table<T> {
                 ),
             )),
         }
+    }
+
+    /// The entry registered as `name`.
+    fn find(&self, name: &str) -> Option<&Entry<T>> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The config schema of the component registered as `name`.
+    pub(crate) fn schema_of(&self, name: &str) -> Option<&Value> {
+        self.find(name).map(|entry| &entry.schema)
     }
 
     /// The registered names, in registration order.

@@ -6,11 +6,13 @@
 //!   through the task's `transform:`; [`OnError`] (`on_error.rs`): what a failed record costs.
 //! - [`Schedule`] (`schedule.rs`): interval, cron (UTC), continuous (restarted with a growing
 //!   delay), startup.
-//! - `supervisor`: spawns runs, catches panics, skips overlapping runs, counts outcomes.
+//! - `supervisor`: spawns runs, catches panics, skips overlapping runs, counts outcomes and tells
+//!   the [`RunObserver`]s how each run ended.
 //! - [`Shutdown`] (`shutdown.rs`): SIGTERM/SIGINT, cancellation, grace period.
 //! - [`StateStore`] (`state.rs`): the atomically written JSON state file.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
 
+mod observer;
 mod on_error;
 mod output;
 #[allow(clippy::module_inception)]
@@ -22,6 +24,7 @@ mod state;
 mod supervisor;
 mod task;
 
+pub use observer::{RunObserver, RunReport};
 pub use on_error::OnError;
 pub use output::{Mark, Output};
 pub use runner::{Error, Plan, Runner, RunnerBuilder, TaskSpec};
@@ -30,4 +33,5 @@ pub use shutdown::Shutdown;
 pub use sink::{Destination, Sink};
 pub use state::{StateError, StateHandle, StateStore};
 pub(crate) use supervisor::error_chain;
+pub use supervisor::RunOutcome;
 pub use task::{Task, TaskContext, TaskError};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_util::task::TaskTracker;
 
+use super::observer::RunObserver;
 use super::on_error::OnError;
 use super::schedule::{Schedule, RESTART_BACKOFF};
 use super::shutdown::Shutdown;
@@ -143,6 +144,7 @@ impl Runner {
             shutdown: Shutdown::new(),
             signals: true,
             readiness: Readiness::new(),
+            observers: Vec::new(),
         }
     }
 }
@@ -156,9 +158,16 @@ pub struct RunnerBuilder {
     shutdown: Shutdown,
     signals: bool,
     readiness: Readiness,
+    observers: Vec<Arc<dyn RunObserver>>,
 }
 
 impl RunnerBuilder {
+    /// Tells `observer` how every run ended, and runs its [`RunObserver::watch`] beside the tasks.
+    pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
     /// Runs every task once (continuous ones until they return), then stops.
     pub fn once(mut self, once: bool) -> Self {
         self.once = once;
@@ -199,6 +208,7 @@ impl RunnerBuilder {
             shutdown,
             signals,
             readiness,
+            observers,
         } = self;
         // First, so that nothing recorded from here on (token requests included) is lost.
         let metrics = telemetry::metrics::install();
@@ -237,6 +247,13 @@ impl RunnerBuilder {
             shutdown.clone(),
         )));
 
+        for observer in &observers {
+            let (observer, session) = (observer.clone(), session.clone());
+            let shutdown = shutdown.clone();
+            background.push(tokio::spawn(async move {
+                observer.watch(session, shutdown).await
+            }));
+        }
         let tracker = TaskTracker::new();
         let host = Host {
             session,
@@ -244,6 +261,7 @@ impl RunnerBuilder {
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             readiness: readiness.clone(),
+            observers: observers.into(),
         };
         let mut startup = Vec::new();
         let mut others = Vec::new();

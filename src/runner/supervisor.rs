@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::observer::{RunObserver, RunReport};
 use super::on_error::{OnError, Rejects};
 use super::schedule::{restart_delay, Schedule, RESTART_BACKOFF};
 use super::sink::Destination;
@@ -71,6 +72,7 @@ pub(crate) struct Host {
     pub(crate) shutdown: super::Shutdown,
     pub(crate) tracker: TaskTracker,
     pub(crate) readiness: Readiness,
+    pub(crate) observers: Arc<[Arc<dyn RunObserver>]>,
 }
 
 /// One task and what its runs need.
@@ -86,6 +88,7 @@ pub(crate) struct Supervisor {
     pub(crate) shutdown: super::Shutdown,
     pub(crate) tracker: TaskTracker,
     readiness: Readiness,
+    observers: Arc<[Arc<dyn RunObserver>]>,
     running: AtomicBool,
 }
 
@@ -104,6 +107,7 @@ impl Supervisor {
             shutdown: host.shutdown,
             tracker: host.tracker,
             readiness: host.readiness,
+            observers: host.observers,
             running: AtomicBool::new(false),
         })
     }
@@ -154,26 +158,12 @@ impl Supervisor {
         let (joined, timed_out) = self.join(handle, &cancel, &span).await;
         rejects.finish();
         let elapsed = started.elapsed();
-        let outcome = match joined {
-            _ if timed_out => RunOutcome::Failure,
-            Ok(Ok(())) => RunOutcome::Success,
-            Ok(Err(TaskError::Cancelled)) => RunOutcome::Cancelled,
-            Ok(Err(error)) => {
-                let chain = error_chain(&error);
-                span.in_scope(|| tracing::error!(error = %chain, "run failed"));
-                RunOutcome::Failure
-            }
-            Err(error) if error.is_panic() => {
-                let payload = error.into_panic();
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic".into());
-                span.in_scope(|| tracing::error!(panic = %message, "run panicked"));
-                RunOutcome::Panic
-            }
-            Err(_) => RunOutcome::Cancelled,
+        let (outcome, error) = match timed_out {
+            true => (
+                RunOutcome::Failure,
+                Some("the run took longer than its timeout".to_string()),
+            ),
+            false => judge(joined, &span),
         };
         let saved = self.save_state().await;
         let outcome = match outcome {
@@ -197,7 +187,27 @@ impl Supervisor {
                 "run ended"
             )
         });
+        self.tell_observers(outcome, error.as_deref()).await;
         outcome
+    }
+
+    /// Tells every observer how the run ended (a run stopped by shutdown is not news).
+    async fn tell_observers(&self, outcome: RunOutcome, error: Option<&str>) {
+        if outcome == RunOutcome::Cancelled {
+            return;
+        }
+        let error = match (outcome, error) {
+            (RunOutcome::Failure, None) => Some("saving the task state failed"),
+            (_, error) => error,
+        };
+        let report = RunReport {
+            task: &self.name,
+            outcome,
+            error,
+        };
+        for observer in self.observers.iter() {
+            observer.run_ended(&self.session, &report).await;
+        }
     }
 
     /// Waits for the run; past the task's `timeout`, cancels it, waits [`TIMEOUT_GRACE`] for it
@@ -287,6 +297,33 @@ impl Supervisor {
                 _ = tokio::time::sleep(delay) => {}
             }
         }
+    }
+}
+
+/// The outcome of a joined run, and its error text for a failure or panic (logged here).
+fn judge(
+    joined: Result<Result<(), TaskError>, tokio::task::JoinError>,
+    span: &tracing::Span,
+) -> (RunOutcome, Option<String>) {
+    match joined {
+        Ok(Ok(())) => (RunOutcome::Success, None),
+        Ok(Err(TaskError::Cancelled)) => (RunOutcome::Cancelled, None),
+        Ok(Err(error)) => {
+            let chain = error_chain(&error);
+            span.in_scope(|| tracing::error!(error = %chain, "run failed"));
+            (RunOutcome::Failure, Some(chain))
+        }
+        Err(error) if error.is_panic() => {
+            let payload = error.into_panic();
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic".into());
+            span.in_scope(|| tracing::error!(panic = %message, "run panicked"));
+            (RunOutcome::Panic, Some(format!("panicked: {message}")))
+        }
+        Err(_) => (RunOutcome::Cancelled, None),
     }
 }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 use bytes::Bytes;
 use percent_encoding::percent_decode_str;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use url::Url;
 
 use super::{Error, Session};
@@ -30,6 +30,7 @@ pub struct RequestBuilder {
     headers: HeaderMap,
     body: Payload,
     timeout: Option<Duration>,
+    answered: Vec<StatusCode>,
 }
 
 /// Hand-written: the URL may hold a password or an API key in its query.
@@ -46,6 +47,7 @@ impl std::fmt::Debug for RequestBuilder {
             .field("headers", &self.headers)
             .field("body", &self.body)
             .field("timeout", &self.timeout)
+            .field("answered", &self.answered)
             .finish()
     }
 }
@@ -85,6 +87,15 @@ pub(super) struct Prepared {
     pub headers: HeaderMap,
     pub body: Payload,
     pub timeout: Option<Duration>,
+    /// Error statuses the caller reads itself ([`RequestBuilder::answer`]).
+    pub answered: Vec<StatusCode>,
+}
+
+impl Prepared {
+    /// Whether `result` is a response the caller asked to read itself.
+    pub(super) fn answers(&self, result: &Result<reqwest::Response, reqwest::Error>) -> bool {
+        matches!(result, Ok(response) if self.answered.contains(&response.status()))
+    }
 }
 
 impl RequestBuilder {
@@ -96,6 +107,7 @@ impl RequestBuilder {
             headers: HeaderMap::new(),
             body: Payload::Empty,
             timeout: None,
+            answered: Vec::new(),
         }
     }
 
@@ -150,6 +162,15 @@ impl RequestBuilder {
         self
     }
 
+    /// Hands a final response with one of `statuses` back as `Ok` instead of an error, for an API
+    /// whose error bodies say what to do next (CDF names the `missing` and `duplicated` items of
+    /// a 400 or 409 in full, longer than an error's excerpt). Only statuses the session would not
+    /// retry are handed back; a `retry-on` status or a 401 goes through the loop as usual.
+    pub fn answer(mut self, statuses: &[StatusCode]) -> Self {
+        self.answered.extend_from_slice(statuses);
+        self
+    }
+
     /// Sends the request: each attempt carries the token current at that moment, failed
     /// attempts are retried per `session.retries`, a 401 refreshes the token and resends once.
     ///
@@ -167,6 +188,7 @@ impl RequestBuilder {
             headers,
             body: self.body,
             timeout: self.timeout,
+            answered: self.answered,
         };
         self.session.send(prepared).await
     }

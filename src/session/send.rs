@@ -281,6 +281,9 @@ impl Session {
                     progress.retries += 1;
                     tokio::time::sleep(wait).await;
                 }
+                Decision::GiveUp(GiveUp::NotRetryable) if request.answers(&result) => {
+                    return result.map_err(|_| unreachable!("only a response is answered"));
+                }
                 Decision::GiveUp(why) => {
                     return Err(give_up(&request, result, attempt, why).await);
                 }

@@ -3,9 +3,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use crate::harness::cli::{run, tapline, Run};
 use crate::harness::loopback::serve;
 use crate::harness::process::Proc;
+use crate::harness::rss;
 use crate::runner::metric;
 
 /// A temp dir holding the data files, the config, the state file and the output.
@@ -358,31 +360,6 @@ fn the_offset_on_disk_moves_with_every_delivered_batch() {
     );
 }
 
-/// Runs `command` to its end and returns its exit code and peak resident memory in KiB.
-// The child is reaped by wait4, which clippy cannot see.
-#[allow(clippy::zombie_processes)]
-fn peak_rss_kib(mut command: std::process::Command) -> (i32, i64) {
-    let mut child = command.spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child, with valid pointers.
-        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if done == pid {
-            return (libc::WEXITSTATUS(status), usage.ru_maxrss);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tapline did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_large_backlog_is_streamed_with_memory_that_does_not_grow_with_it() {
     let files = Files::new();
@@ -401,13 +378,15 @@ fn a_large_backlog_is_streamed_with_memory_that_does_not_grow_with_it() {
     );
     let out = std::fs::File::create(files.path("out.jsonl")).unwrap();
     let mut command = tapline();
-    command
-        .args(["run", "--once", "-c"])
-        .arg(&config)
-        .stdout(out)
-        .stderr(std::process::Stdio::null());
-    let (code, peak) = peak_rss_kib(command);
-    assert_eq!(code, 0);
+    command.args(["run", "--once", "-c"]).arg(&config);
+    let run = rss::measure(
+        &command,
+        out.into(),
+        Stdio::null(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(run.code, 0);
+    let peak = run.peak_kib;
     let delivered = std::io::BufRead::lines(std::io::BufReader::new(
         std::fs::File::open(files.path("out.jsonl")).unwrap(),
     ))

@@ -2,6 +2,9 @@
 //! the `tapline` binary), and one file per area.
 
 mod auth;
+mod cdf;
+mod cdf_runs;
+mod cdf_sdk;
 mod components;
 mod config;
 mod file_source;

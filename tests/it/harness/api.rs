@@ -99,13 +99,27 @@ struct Shared {
     peak: AtomicUsize,
 }
 
-struct Verifier {
+/// Checks bearer tokens as an API would: a JWT signed by the identity provider (its JWKS), for
+/// the test audience and issuer, `exp` checked at arrival to the millisecond with no leeway.
+pub struct Verifier {
     keys: JwkSet,
     validation: Validation,
 }
 
 impl Verifier {
-    fn check(&self, authorization: Option<&str>) -> Result<(), String> {
+    /// Tokens of the identity provider whose keys are `jwks` and whose issuer is `issuer`.
+    pub fn new(jwks: serde_json::Value, issuer: &str) -> Self {
+        let keys: JwkSet = serde_json::from_value(jwks).expect("a JWK set");
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = 0;
+        validation.set_audience(&["https://api.tapline.test"]);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        Self { keys, validation }
+    }
+
+    /// The token's claims, or why it is refused.
+    pub fn check(&self, authorization: Option<&str>) -> Result<serde_json::Value, String> {
         let token = authorization
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or("no bearer token")?;
@@ -129,7 +143,7 @@ impl Verifier {
         if now_ms >= exp_ms {
             return Err(format!("expired {} ms before it arrived", now_ms - exp_ms));
         }
-        Ok(())
+        Ok(claims)
     }
 }
 
@@ -172,13 +186,8 @@ impl Api {
     /// Checks every bearer token against the identity provider's keys (`iss`, `aud`, `exp` at
     /// arrival to the millisecond, no leeway); a request without a valid one gets 401.
     pub async fn verifying(self, idp: &super::idp::Idp) -> Self {
-        let keys: JwkSet = serde_json::from_value(idp.jwks().await).expect("a JWK set");
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = 0;
-        validation.set_audience(&["https://api.tapline.test"]);
-        validation.set_issuer(&[idp.base.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        *self.shared.verifier.lock().unwrap() = Some(Verifier { keys, validation });
+        let verifier = Verifier::new(idp.jwks().await, &idp.base);
+        *self.shared.verifier.lock().unwrap() = Some(verifier);
         self
     }
 
@@ -235,7 +244,7 @@ async fn respond(shared: &Shared, at: Instant, request: Request) -> Response {
         .lock()
         .unwrap()
         .as_ref()
-        .map(|verifier| verifier.check(authorization.as_deref()));
+        .map(|verifier| verifier.check(authorization.as_deref()).map(drop));
     shared.recorded.lock().unwrap().push(Recorded {
         at,
         method: parts.method,

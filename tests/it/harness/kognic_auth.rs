@@ -19,31 +19,10 @@ pub fn kognic_auth() -> &'static Path {
 }
 
 fn install() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kognic-auth-venv");
-    let cli = venv.join("bin/kognic-auth");
-    if cli.exists() {
-        return cli;
-    }
-    let created = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    assert!(
-        created.is_ok_and(|status| status.success()),
-        "the Kognic interoperability tests need python3 with the venv module on PATH"
-    );
-    let installed = Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-            REQUIREMENTS,
-        ])
-        .status()
-        .expect("pip runs");
-    assert!(installed.success(), "pip could not install {REQUIREMENTS}");
-    cli
+    let venv = super::venv::install("kognic-auth-venv", REQUIREMENTS, &|venv| {
+        venv.join("bin/kognic-auth").exists()
+    });
+    venv.join("bin/kognic-auth")
 }
 
 /// `kognic-auth get-access-token` against `server` with no token cache; `AUTHLIB_INSECURE_TRANSPORT`

@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod capture;
+pub mod cdf;
 pub mod cert;
 pub mod cli;
+pub mod cognite_sdk;
 pub mod idp;
 pub mod jwt;
 pub mod kognic_auth;
@@ -15,7 +17,9 @@ pub mod mariadb;
 pub mod packages;
 pub mod postgres;
 pub mod process;
+pub mod rss;
 pub mod server;
+pub mod venv;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
