@@ -15,7 +15,7 @@ use tapline::coordination::{Coordinator, Error, Lease, SharedState};
 use crate::harness::cli;
 use crate::harness::postgres::{self, Postgres, PASSWORD};
 use crate::harness::replicas::{
-    cursors_going_back, eventually, holders, overlaps, tasks_of, Replicas, Setup, Source,
+    balanced, cursors_going_back, eventually, holders, overlaps, tasks_of, Replicas, Setup, Source,
 };
 use crate::harness::unique;
 
@@ -44,11 +44,6 @@ fn setup<'a>(
         interval: "200ms",
         coordinated: true,
     }
-}
-
-fn balanced(server: &Postgres, database: &str, replicas: &[&str], each: usize) -> bool {
-    let held = holders(server, database);
-    replicas.iter().all(|r| held.get(*r) == Some(&each)) && held.len() == replicas.len()
 }
 
 /// No two replicas ever ran one task at once, and no cursor went back.
@@ -463,7 +458,7 @@ fn statements(server: &Postgres, database: &str) -> i64 {
         )
         .lines()
         .filter_map(|l| l.trim().parse().ok())
-        .last()
+        .next_back()
         .unwrap()
 }
 

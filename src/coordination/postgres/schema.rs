@@ -9,7 +9,7 @@
 use sqlx::PgPool;
 
 /// The advisory lock key of migrations: "tapline" in ASCII, as a number.
-const LOCK: i64 = 0x7461_706c_696e_65;
+const LOCK: i64 = 0x0074_6170_6c69_6e65;
 
 /// Each migration (its statements), version 1 first.
 const MIGRATIONS: &[&[&str]] = &[

@@ -315,6 +315,12 @@ pub fn holders(postgres: &Postgres, database: &str) -> BTreeMap<String, usize> {
         .collect()
 }
 
+/// Whether exactly `replicas` hold leases, `each` apiece.
+pub fn balanced(postgres: &Postgres, database: &str, replicas: &[&str], each: usize) -> bool {
+    let held = holders(postgres, database);
+    replicas.iter().all(|r| held.get(*r) == Some(&each)) && held.len() == replicas.len()
+}
+
 /// The tasks `replica` holds, from the database.
 pub fn tasks_of(postgres: &Postgres, database: &str, replica: &str) -> Vec<String> {
     postgres
