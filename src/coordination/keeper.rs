@@ -179,3 +179,19 @@ async fn watchdog(leases: &Leases, timing: Timing) {
         tokio::time::sleep_until(next).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_counts_as_held_until_half_a_renew_period_before_it_can_expire() {
+        let timing = Timing {
+            lease: Duration::from_secs(15),
+        };
+        assert_eq!(timing.renew_period(), Duration::from_secs(5));
+        assert_eq!(timing.held_for(), Duration::from_millis(12_500));
+        // Two renewals may fail before the replica stops the task.
+        assert!(timing.held_for() > 2 * timing.renew_period());
+    }
+}

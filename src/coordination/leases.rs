@@ -63,6 +63,12 @@ impl RunGuard {
         }
     }
 
+    /// Whether the run's lease went (lost, expired, fenced, given up, or shutdown): never
+    /// without coordination.
+    pub fn lease_gone(&self) -> bool {
+        self.generation.is_some() && self.token.is_cancelled()
+    }
+
     /// The lease generation the run holds (`None` without coordination).
     pub fn generation(&self) -> Option<i64> {
         self.generation

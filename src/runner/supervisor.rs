@@ -181,7 +181,7 @@ impl Supervisor {
         let saved = self.save_state().await;
         let outcome = match outcome {
             // A lease lost during the run, or a refused state write: cancelled, not failed.
-            _ if guard.token().is_cancelled() => RunOutcome::Cancelled,
+            _ if guard.lease_gone() && !self.shutdown.is_triggered() => RunOutcome::Cancelled,
             RunOutcome::Success if !saved => RunOutcome::Failure,
             outcome => outcome,
         };
