@@ -137,6 +137,7 @@ fn a_paused_replica_runs_nothing_it_no_longer_holds_and_writes_no_stale_cursor()
     eventually(2 * LEASE, "2 leases each", || {
         balanced(server, &database, &["p1", "p2"], 2)
     });
+    audit_state_writes(server, &database);
     let paused: Vec<String> = tasks_of(server, &database, "p1");
     // Stop p1 in the middle of a run: its request is held by the source.
     source.wait_for(LEASE, "a run of p1 in progress", |runs| {
@@ -164,30 +165,72 @@ fn a_paused_replica_runs_nothing_it_no_longer_holds_and_writes_no_stale_cursor()
         log.contains("task leases gone"),
         "p1 dropped its leases:\n{log}"
     );
-    // p1 ran nothing it did not hold: any run of it after waking is of a lease it took again
-    // (and then never beside p2, which the overlap check proves).
+    // p1 ran nothing it did not hold: any run of it after waking is of a lease it took again,
+    // never beside p2 (the overlap check).
     assert_consistent(&source);
-    let late: Vec<_> = source
+    let late = source
         .runs()
-        .into_iter()
+        .iter()
         .filter(|r| r.replica == "p1" && r.start > resumed_at)
-        .collect();
-    eprintln!("p1 ran {} times after waking", late.len());
-    // Every cursor in the database was written under the lease generation that holds it now:
-    // p1's stale write did not land.
+        .count();
+    eprintln!("p1 ran {late} times after waking");
+
+    // The case the replica's own clock cannot catch (a clock that stood still, a partition
+    // that healed): its leases taken over behind its back, just after it renewed them. Its next
+    // cursor write is refused by the database, and the run cancelled.
+    eventually(3 * LEASE, "2 leases each again", || {
+        balanced(server, &database, &["p1", "p2"], 2)
+    });
+    let refused = |log: &str| log.matches("state write refused").count();
+    let refused_before = refused(&replicas.log("p1"));
+    let expiry = || {
+        server.psql(
+            &database,
+            "SELECT max(expires_at) FROM tapline_leases WHERE holder = 'p1'",
+        )
+    };
+    let before = expiry();
+    eventually(2 * RENEW, "p1 renewing", || expiry() != before);
+    server.psql(
+        &database,
+        "UPDATE tapline_leases SET holder = 'intruder', generation = generation + 1, \
+         expires_at = now() + interval '1 hour' WHERE holder = 'p1'",
+    );
+    eventually(RENEW, "p1's cursor write refused by the database", || {
+        refused(&replicas.log("p1")) > refused_before
+    });
+
+    // Every state write that landed carried the generation of the lease at that moment.
+    let writes = server.psql(&database, "SELECT count(*) FROM audit");
+    assert!(
+        writes.trim().parse::<u32>().unwrap() > 10,
+        "writes: {writes}"
+    );
     let stale = server.psql(
         &database,
-        "SELECT s.task FROM tapline_state s JOIN tapline_leases l USING (task) \
-         WHERE s.generation > l.generation",
+        "SELECT task, written, leased, holder FROM audit WHERE written <> leased",
     );
     assert_eq!(
         stale.trim(),
         "",
-        "state written under a newer generation than the lease"
+        "state written under a lease no longer current"
     );
-    eprintln!(
-        "p1's write refused after waking: {}",
-        log.contains("state write refused")
+}
+
+/// Records every write to `tapline_state` with the generation of the task's lease at that
+/// moment (a trigger in the writing transaction).
+fn audit_state_writes(server: &Postgres, database: &str) {
+    server.psql(
+        database,
+        "CREATE TABLE audit (task text, written bigint, leased bigint, holder text);
+         CREATE FUNCTION audit_state() RETURNS trigger AS $$
+         BEGIN
+             INSERT INTO audit SELECT NEW.task, NEW.generation, l.generation, l.holder
+             FROM tapline_leases l WHERE l.task = NEW.task;
+             RETURN NEW;
+         END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER audit AFTER INSERT OR UPDATE ON tapline_state
+         FOR EACH ROW EXECUTE FUNCTION audit_state();",
     );
 }
 
