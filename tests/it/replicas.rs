@@ -68,6 +68,12 @@ fn replicas_balance_take_over_a_killed_ones_tasks_in_seconds_and_never_overlap()
         balanced(server, &database, &["r1", "r2", "r3"], 4)
     });
     eprintln!("balanced after {took:?}");
+    eventually(2 * RENEW, "the coordination gauges of r1", || {
+        let metrics = replicas.metrics("r1");
+        metrics.contains("tapline_coordination_leases_held 4")
+            && metrics.contains("tapline_coordination_members 3")
+            && metrics.contains("tapline_coordination_lease_changes_total{reason=\"acquired\"}")
+    });
 
     // kill -9: the dead replica's tasks run elsewhere within a lease and a renew period (plus
     // the wait for the task's next interval tick).

@@ -56,9 +56,14 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<i32, Failure> {
         .bind(LOCK)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS tapline_schema (version integer NOT NULL)")
-        .execute(&mut *tx)
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('tapline_schema') IS NOT NULL")
+        .fetch_one(&mut *tx)
         .await?;
+    if !exists {
+        sqlx::query("CREATE TABLE tapline_schema (version integer NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+    }
     let version: Option<i32> = sqlx::query_scalar("SELECT max(version) FROM tapline_schema")
         .fetch_one(&mut *tx)
         .await?;

@@ -253,15 +253,26 @@ impl Replicas {
 
     /// `/readyz` of replica `name`: its status code.
     pub fn ready(&self, name: &str) -> u16 {
-        let url = format!("http://127.0.0.1:{}/readyz", self.ports[name]);
+        self.get(name, "/readyz").0
+    }
+
+    /// `/metrics` of replica `name`.
+    pub fn metrics(&self, name: &str) -> String {
+        self.get(name, "/metrics").1
+    }
+
+    /// Status and body of `path` on replica `name`'s telemetry server (0 when it does not
+    /// answer).
+    fn get(&self, name: &str, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.ports[name]);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let status = runtime.block_on(async {
+        let answer = runtime.block_on(async {
             tokio::time::timeout(Duration::from_secs(2), loopback::get(&url)).await
         });
-        status.ok().flatten().map_or(0, |(status, _)| status)
+        answer.ok().flatten().unwrap_or_default()
     }
 }
 
