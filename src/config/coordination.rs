@@ -55,7 +55,8 @@ pub struct CoordinationConfig {
     /// The database password. Prefer `password-file` or `${VAR}`.
     #[schemars(with = "Option<String>")]
     pub password: Option<SecretString>,
-    /// A file holding the password, read again whenever a connection is opened.
+    /// A file holding the password; read at start and again after a failed request, so a
+    /// rotated secret is picked up without a restart.
     pub password_file: Option<PathBuf>,
     /// `require` (verified against `ca-bundle` or the public roots), `prefer` (the default) or
     /// `disable`.
