@@ -271,3 +271,35 @@ fn state_rules(state: &StateConfig, coordination: &CoordinationConfig) -> Result
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_no_password() {
+        let coordination = CoordinationConfig {
+            kind: CoordinationType::Postgres,
+            url: Some("postgres://u:url-Secret-1@db/x".into()),
+            password: Some(SecretString::from("inline-Secret-2")),
+            ..CoordinationConfig::default()
+        };
+        let state = StateConfig {
+            kind: StateType::Postgres,
+            url: Some("postgres://u:url-Secret-3@db/x".into()),
+            password: Some(SecretString::from("inline-Secret-4")),
+            ..StateConfig::default()
+        };
+        let connection = coordination.postgres(&state).unwrap();
+        let shown = format!("{coordination:?} {state:?} {connection:?}");
+        for secret in [
+            "url-Secret-1",
+            "inline-Secret-2",
+            "url-Secret-3",
+            "inline-Secret-4",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("db/x"), "{shown}");
+    }
+}
