@@ -32,6 +32,9 @@ pub enum Error {
         /// the redacted options).
         message: String,
     },
+    /// A round got no answer within the renew period (a hung connection, a partition).
+    #[error("no answer from the coordination backend within {0:?}")]
+    Timeout(std::time::Duration),
     /// The schema could not be created or is newer than this tapline knows.
     #[error("coordination schema in {backend}: {message}")]
     Schema {

@@ -93,12 +93,8 @@ impl LeaseKeeper {
                 self.round(first).await
             })
             .await;
-            let outcome = outcome.unwrap_or_else(|_| {
-                Err(Error::Backend {
-                    backend: self.coordinator.replica().to_string(),
-                    message: "no answer within the renew period".into(),
-                })
-            });
+            let outcome =
+                outcome.unwrap_or_else(|_| Err(Error::Timeout(self.timing.renew_period())));
             match outcome {
                 Ok(()) => {
                     first = false;
