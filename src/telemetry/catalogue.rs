@@ -200,6 +200,33 @@ pub const HTTP_POLL_CURSOR_MISSING: Metric = Metric {
     help: "http-poll runs that delivered records but found no cursor at source.cursor on any page; the next run reads them again.",
 };
 
+/// Task leases this replica holds (src/coordination/events.rs).
+pub const COORDINATION_LEASES_HELD: Metric = Metric {
+    name: "tapline_coordination_leases_held",
+    kind: Kind::Gauge,
+    unit: None,
+    labels: &[],
+    help: "Task leases this replica holds: the tasks it may run.",
+};
+
+/// Leases taken or given up (src/coordination/events.rs).
+pub const COORDINATION_LEASE_CHANGES: Metric = Metric {
+    name: "tapline_coordination_lease_changes_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["reason"],
+    help: "Task leases taken or given up by this replica; reason is acquired, released (rebalancing or shutdown), lost (another replica holds it), expired (not renewed in time, e.g. the database was unreachable) or fenced (a state write was refused).",
+};
+
+/// Live replicas (src/coordination/events.rs).
+pub const COORDINATION_MEMBERS: Metric = Metric {
+    name: "tapline_coordination_members",
+    kind: Kind::Gauge,
+    unit: None,
+    labels: &[],
+    help: "Live replicas sharing the tasks, this one included, as of its last heartbeat.",
+};
+
 /// The whole catalogue.
 pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
@@ -217,6 +244,9 @@ pub const ALL: &[Metric] = &[
     TASK_RECORDS_DROPPED,
     FILE_LINES_SKIPPED,
     HTTP_POLL_CURSOR_MISSING,
+    COORDINATION_LEASES_HELD,
+    COORDINATION_LEASE_CHANGES,
+    COORDINATION_MEMBERS,
 ];
 
 #[cfg(test)]
