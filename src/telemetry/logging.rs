@@ -141,14 +141,55 @@ impl Visit for Fields {
         self.put(field, value.into());
     }
 }
-/// `error: cause: cause`, for one log field.
+
+/// `error: cause: cause`, for one log field. A cause whose text the previous one already ends
+/// with is left out: `std::io::Error` wrapping another error shows that error's text and also
+/// returns it as its source, which would print it twice.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    /// An error with a message and a source, as `thiserror` makes them.
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("cannot reach the database")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_named_once() {
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, "UnknownIssuer");
+        assert_eq!(
+            error_chain(&Outer(inner)),
+            "cannot reach the database: UnknownIssuer"
+        );
+        let plain = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            error_chain(&Outer(plain)),
+            "cannot reach the database: connection refused"
+        );
+    }
 }

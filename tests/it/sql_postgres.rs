@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::harness::postgres::{self, Postgres, PASSWORD};
+use crate::harness::server_cert::ServerCert;
 use crate::harness::unique;
 use crate::sql_scenarios::{self as scenarios, Dialect, Target};
 
@@ -115,5 +116,42 @@ async fn a_restarted_postgres_loses_nothing() {
         Arc::new(|| server.start_again()),
     )
     .await;
+    server.stop();
+}
+
+/// A server that takes TLS only: `tls: require` with the CA in `ca-bundle` connects encrypted
+/// (PostgreSQL itself says so); without the CA the certificate is refused at once, naming it (a
+/// certificate does not get better by retrying); `tls: disable` is refused by the server.
+#[test]
+fn tls_require_verifies_the_server_against_the_ca_bundle() {
+    let cert = ServerCert::generate();
+    let server: &'static Postgres = Box::leak(Box::new(Postgres::start_tls(&cert)));
+    let target = target(server, "tls");
+    let encrypted = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    let ca = format!("ca-bundle: '{}'", cert.ca.display());
+
+    let verified = target.config(encrypted, &format!("tls: require, {ca}"), "type: stdout");
+    assert_eq!(scenarios::records(&verified), [json!({"ssl": true})]);
+
+    let unknown = scenarios::run_once(&target.config(encrypted, "tls: require", "type: stdout"));
+    assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("certificate"),
+        "the refusal does not name the certificate:\n{}",
+        unknown.stderr
+    );
+    assert!(
+        !unknown.stderr.contains("trying again"),
+        "a refused certificate was retried:\n{}",
+        unknown.stderr
+    );
+
+    let plain = scenarios::run_once(&target.config(encrypted, "tls: disable", "type: stdout"));
+    assert_eq!(plain.code, 1, "{}", plain.stderr);
+    assert!(
+        plain.stderr.contains("no encryption"),
+        "the server's refusal of a plain connection is not shown:\n{}",
+        plain.stderr
+    );
     server.stop();
 }

@@ -122,11 +122,19 @@ pub(super) fn from_sqlx(
                 transient,
             }
         }
-        // A certificate or an option that is wrong stays wrong: no retry.
+        // A certificate or an option that is wrong stays wrong: no retry. A certificate the
+        // TLS handshake refuses comes as an I/O error of kind `InvalidData` (rustls' own error
+        // inside): bytes that make no sense do not get better by trying again.
         error @ (sqlx::Error::Tls(_) | sqlx::Error::Configuration(_)) => Error::Configuration {
             url: url.to_string(),
             source: error,
         },
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Error::Configuration {
+                url: url.to_string(),
+                source: sqlx::Error::Io(io),
+            }
+        }
         error => Error::Unreachable {
             url: url.to_string(),
             source: error,

@@ -20,6 +20,7 @@ pub mod process;
 pub mod replicas;
 pub mod rss;
 pub mod server;
+pub mod server_cert;
 pub mod venv;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,8 @@
 //! TCP only. [`shared`] is one cluster for the whole test binary, each test in a database of
 //! its own; [`Postgres::start`] gives a test its own cluster to stop and start.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock};
@@ -11,6 +13,7 @@ use std::time::Duration;
 use super::loopback::free_port;
 use super::packages;
 use super::server::{run_ok, spawn_watched, stop, wait_until, Account};
+use super::server_cert::ServerCert;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The superuser, who logs in with [`PASSWORD`].
@@ -24,6 +27,8 @@ pub struct Postgres {
     account: Account,
     pub port: u16,
     server: Mutex<Option<Child>>,
+    /// `-c name=value` settings beyond the defaults.
+    settings: Vec<String>,
 }
 
 /// The cluster shared by the tests of this binary.
@@ -35,6 +40,35 @@ pub fn shared() -> &'static Postgres {
 impl Postgres {
     /// A new cluster, started.
     pub fn start() -> Postgres {
+        let postgres = Postgres::init();
+        postgres.start_again();
+        postgres
+    }
+
+    /// A new cluster, started, that takes TLS connections only (`hostssl` in `pg_hba.conf`),
+    /// presenting `cert`.
+    pub fn start_tls(cert: &ServerCert) -> Postgres {
+        let mut postgres = Postgres::init();
+        let dir = postgres.dir.path();
+        std::fs::copy(&cert.cert, dir.join("server.pem")).unwrap();
+        std::fs::copy(&cert.key, dir.join("server.key")).unwrap();
+        std::fs::set_permissions(dir.join("server.key"), Permissions::from_mode(0o600)).unwrap();
+        let hba = "hostssl all all 127.0.0.1/32 scram-sha-256\n";
+        std::fs::write(dir.join("data/pg_hba.conf"), hba).unwrap();
+        postgres.account.own(dir);
+        postgres.settings = [
+            "ssl=on",
+            "ssl_cert_file=../server.pem",
+            "ssl_key_file=../server.key",
+        ]
+        .map(String::from)
+        .to_vec();
+        postgres.start_again();
+        postgres
+    }
+
+    /// A new cluster, not started.
+    fn init() -> Postgres {
         packages::ensure(&format!("{BIN}/initdb"), "postgresql-15");
         packages::ensure("psql", "postgresql-client-15");
         let account = Account::for_server("postgres");
@@ -51,14 +85,13 @@ impl Postgres {
                 .args(["-E", "UTF8", "--locale=C", "--no-sync"]),
             "initdb",
         );
-        let postgres = Postgres {
+        Postgres {
             dir,
             account,
             port: free_port(),
             server: Mutex::new(None),
-        };
-        postgres.start_again();
-        postgres
+            settings: Vec::new(),
+        }
     }
 
     fn log(&self) -> PathBuf {
@@ -76,6 +109,9 @@ impl Postgres {
             .args(["-p", &self.port.to_string(), "-h", "127.0.0.1", "-k", ""])
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=200"]);
+        for setting in &self.settings {
+            command.args(["-c", setting]);
+        }
         let child = spawn_watched(command, &self.log(), "INT");
         *self.server.lock().unwrap() = Some(child);
         wait_until(Duration::from_secs(30), &self.log(), || {
