@@ -15,7 +15,11 @@ use crate::{Error, Registry};
 
 pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
     match command {
-        Command::Run { config, once } => run_tasks(registry, config, once),
+        Command::Run {
+            config,
+            once,
+            watch,
+        } => run_tasks(registry, config, once, watch),
         Command::Validate { config, check_auth } => validate(registry, config, check_auth),
         Command::Token {
             config,
@@ -52,15 +56,33 @@ pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
     }
 }
 
-fn run_tasks(registry: &Registry, config: Option<PathBuf>, once: bool) -> Result<(), Error> {
-    let config = load(registry, config)?;
+fn run_tasks(
+    registry: &Registry,
+    flag: Option<PathBuf>,
+    once: bool,
+    watch: bool,
+) -> Result<(), Error> {
+    let path = config::config_path(flag.as_deref());
+    let config = registry.load(&path)?;
     crate::telemetry::logging::init(&config.logging);
-    let runner = registry.runner(config)?.once(once);
+    let watch = (watch || config.reload.watch).then(|| config.reload.interval.get());
+    let (reloads, received) = tokio::sync::mpsc::channel(1);
+    let runner = registry.runner(config)?.once(once).reloads(received);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let result = runtime.block_on(runner.run());
+    let result = runtime.block_on(async {
+        let run = runner.run();
+        tokio::pin!(run);
+        if once {
+            return run.await;
+        }
+        tokio::select! {
+            result = &mut run => result,
+            () = crate::reload::run(registry, path, watch, reloads) => run.await,
+        }
+    });
     // The runner has waited out the grace period and saved the state; a run still stuck in
     // blocking I/O (a sink on a hung filesystem) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

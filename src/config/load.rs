@@ -9,7 +9,7 @@ use super::env::{apply_overrides, substitute};
 use super::error::{Error, Problem};
 use super::locate::Lines;
 use super::path::KeyPath;
-use super::{rules, shape, Config};
+use super::{rules, shape, Config, Tree};
 
 /// The config file to use: `-c/--config`, else `$TAPLINE_CONFIG`, else `./tapline.yaml`.
 pub fn config_path(flag: Option<&Path>) -> PathBuf {
@@ -61,13 +61,15 @@ pub(crate) fn parse(text: &str, path: &Path, catalog: &dyn Catalog) -> Result<Co
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    serde_json::from_value(tree).map_err(|error| {
+    let mut config: Config = serde_json::from_value(tree.clone()).map_err(|error| {
         // The shape check passed, so this is a rule serde knows and the schema does not.
         invalid(vec![Problem::new(
             &KeyPath::root(),
             super::without_values(&error.to_string()),
         )])
-    })
+    })?;
+    config.tree = Tree::new(tree);
+    Ok(config)
 }
 
 /// Parses the YAML into a JSON tree; an empty document and a syntax error are reported as such.

@@ -13,6 +13,8 @@
 //!   replicas under their task leases.
 //! - `coordinated`, `permit`: with `coordination:`, the lease keeper beside the tasks, and the
 //!   permit each run asks for (a task runs only while this replica holds its lease).
+//! - [`Reload`] (`reload.rs`, `roster.rs`): a new config applied to the running tasks: the
+//!   changed ones restarted, the others untouched; `token_watch.rs` keeps `/readyz` current.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
 
 mod coordinated;
@@ -20,6 +22,8 @@ mod observer;
 mod on_error;
 mod output;
 mod permit;
+mod reload;
+mod roster;
 #[allow(clippy::module_inception)]
 mod runner;
 mod schedule;
@@ -28,11 +32,13 @@ mod sink;
 mod state;
 mod supervisor;
 mod task;
+mod token_watch;
 
 pub(crate) use crate::telemetry::logging::error_chain;
 pub use observer::{RunObserver, RunReport};
 pub use on_error::OnError;
 pub use output::{Mark, Output};
+pub use reload::{Reload, ReloadError};
 pub use runner::{Error, Plan, Runner, RunnerBuilder, TaskSpec};
 pub use schedule::Schedule;
 pub use shutdown::Shutdown;

@@ -1,26 +1,26 @@
 //! [`Runner`]: builds the tasks from the config and runs them until shutdown (or once).
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
 use super::coordinated::Coordination;
 use super::observer::RunObserver;
 use super::on_error::OnError;
-use super::schedule::{Schedule, RESTART_BACKOFF};
+use super::reload::{Live, Reload};
+use super::roster::Roster;
+use super::schedule::Schedule;
 use super::shutdown::Shutdown;
 use super::sink::Destination;
 use super::state::StateError;
 use super::supervisor::{Host, Supervisor};
 use super::task::Task;
+use super::token_watch;
 use crate::auth::{Credentials, Provider};
-use crate::backoff::{Backoff, Jitter};
 use crate::config::{self, Config, Problem};
 use crate::session::Session;
-use crate::telemetry::logging::error_chain;
 use crate::telemetry::{self, Readiness, ServerState};
 use crate::transform::Program;
 
@@ -150,6 +150,7 @@ impl Runner {
             signals: true,
             readiness: Readiness::new(),
             observers: Vec::new(),
+            reloads: None,
         }
     }
 }
@@ -164,9 +165,16 @@ pub struct RunnerBuilder {
     signals: bool,
     readiness: Readiness,
     observers: Vec<Arc<dyn RunObserver>>,
+    reloads: Option<mpsc::Receiver<Reload>>,
 }
 
 impl RunnerBuilder {
+    /// Applies each [`Reload`] sent here to the running tasks (`tapline run --watch`, SIGHUP).
+    pub fn reloads(mut self, reloads: mpsc::Receiver<Reload>) -> Self {
+        self.reloads = Some(reloads);
+        self
+    }
+
     /// Tells `observer` how every run ended, and runs its [`RunObserver::watch`] beside the tasks.
     pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
         self.observers.push(observer);
@@ -214,6 +222,7 @@ impl RunnerBuilder {
             signals,
             readiness,
             observers,
+            reloads,
         } = self;
         // First, so that nothing recorded from here on (token requests included) is lost.
         let metrics = telemetry::metrics::install();
@@ -248,11 +257,7 @@ impl RunnerBuilder {
                 background.push(tokio::spawn(telemetry::metrics::upkeep(metrics)));
             }
         }
-        background.push(tokio::spawn(supervise_token_watch(
-            credentials,
-            readiness.clone(),
-            shutdown.clone(),
-        )));
+        let token_watch = token_watch::spawn(credentials, readiness.clone(), shutdown.clone());
 
         for observer in &observers {
             let (observer, session) = (observer.clone(), session.clone());
@@ -262,8 +267,9 @@ impl RunnerBuilder {
             }));
         }
         let tracker = TaskTracker::new();
+        let (sessions, sessions_rx) = watch::channel(session);
         let host = Host {
-            session,
+            sessions: sessions_rx,
             state: state.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
@@ -289,12 +295,17 @@ impl RunnerBuilder {
             }
         }
 
-        let result = run_tasks(startup, others, once, &shutdown, &readiness).await;
+        let grace = config.shutdown.grace_period.get();
+        let live = Live {
+            config,
+            sessions,
+            token_watch,
+        };
+        let result = run_tasks(startup, others, once, &host, live, reloads).await;
 
         readiness.set_shutting_down();
         shutdown.trigger();
         tracker.close();
-        let grace = config.shutdown.grace_period.get();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(grace_period = ?grace, "tasks still running after the grace period; abandoning them");
         }
@@ -313,9 +324,11 @@ async fn run_tasks(
     startup: Vec<Arc<Supervisor>>,
     others: Vec<(Arc<Supervisor>, Schedule)>,
     once: bool,
-    shutdown: &Shutdown,
-    readiness: &Readiness,
+    host: &Host,
+    mut live: Live,
+    mut reloads: Option<mpsc::Receiver<Reload>>,
 ) -> Result<(), Error> {
+    let (shutdown, readiness) = (&host.shutdown, &host.readiness);
     for supervisor in &startup {
         let outcome = tokio::select! {
             outcome = supervisor.run_now() => outcome,
@@ -354,70 +367,28 @@ async fn run_tasks(
             }),
         };
     }
-    let drivers: Vec<_> = others
-        .into_iter()
-        .map(|(supervisor, schedule)| tokio::spawn(supervisor.drive(schedule)))
-        .collect();
-    shutdown.wait().await;
-    for driver in drivers {
-        let _ = driver.await;
+    let mut roster = Roster::default();
+    for (supervisor, schedule) in others {
+        roster.drive(supervisor, schedule);
     }
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(reload) = next(&mut reloads) => {
+                let applied = live.apply(reload.config, reload.plan, &mut roster, host).await;
+                let _ = reload.done.send(applied);
+            }
+        }
+    }
+    live.token_watch.abort();
+    roster.join().await;
     Ok(())
 }
 
-/// How soon [`watch_token`] asks again while no token can be had: 400 ms doubling to 30 s.
-const TOKEN_WATCH_RETRY: Backoff = Backoff::new(
-    Duration::from_millis(400),
-    Duration::from_secs(30),
-    Jitter::None,
-);
-
-/// Runs [`watch_token`] and, should it panic, takes readiness down, says so and starts it again
-/// after a restart delay: the watcher never dies silently, leaving `/readyz` stuck where it was.
-async fn supervise_token_watch(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
-    let mut delays = RESTART_BACKOFF.delays();
-    loop {
-        let watch = watch_token(credentials.clone(), readiness.clone(), shutdown.clone());
-        if AssertUnwindSafe(watch).catch_unwind().await.is_ok() {
-            return;
-        }
-        readiness.set_token_ok(false);
-        let delay = delays.next().unwrap_or_default();
-        tracing::error!(
-            restart_in_seconds = delay.as_secs_f64(),
-            "the token watcher panicked; not ready until it has a token again"
-        );
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
-}
-
-/// Keeps the `token_ok` readiness flag current: true once a token is at hand, false while none
-/// can be had (the cache only errs when the token has expired and cannot be refreshed).
-async fn watch_token(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
-    let mut retries = TOKEN_WATCH_RETRY.delays();
-    loop {
-        let wait = match credentials.token().await {
-            Ok(None) => {
-                readiness.set_token_ok(true);
-                return;
-            }
-            Ok(Some(_)) => {
-                readiness.set_token_ok(true);
-                retries.reset();
-                Duration::from_secs(5)
-            }
-            Err(error) => {
-                readiness.set_token_ok(false);
-                tracing::warn!(error = %error_chain(&error), "no access token; not ready");
-                retries.next().unwrap_or_default()
-            }
-        };
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
+/// The next reload, or never without a reload channel.
+async fn next(reloads: &mut Option<mpsc::Receiver<Reload>>) -> Option<Reload> {
+    match reloads {
+        Some(reloads) => reloads.recv().await,
+        None => std::future::pending().await,
     }
 }

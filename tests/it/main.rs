@@ -15,6 +15,7 @@ mod login;
 mod process;
 mod redaction;
 mod registry;
+mod reload;
 mod replicas;
 mod runner;
 mod session;
