@@ -18,6 +18,7 @@
 //! - [`redact`]: URLs as errors and logs may show them.
 
 mod atomic_file;
+pub(crate) mod buffer;
 pub mod auth;
 pub mod backoff;
 pub mod cli;
