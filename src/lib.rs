@@ -18,9 +18,9 @@
 //! - [`redact`]: URLs as errors and logs may show them.
 
 mod atomic_file;
-pub(crate) mod buffer;
 pub mod auth;
 pub mod backoff;
+pub(crate) mod buffer;
 pub mod cli;
 pub mod config;
 mod error;

@@ -150,6 +150,21 @@ pub struct Batch {
     end: Option<Position>,
 }
 
+impl Batch {
+    /// Whether reading moved at all (past records, or past damage).
+    pub fn is_empty(&self) -> bool {
+        self.end.is_none()
+    }
+
+    /// Adds `later`, read after this batch, to it.
+    pub fn extend(&mut self, later: Batch) {
+        self.records.extend(later.records);
+        self.corrupt.extend(later.corrupt);
+        self.bytes += later.bytes;
+        self.end = later.end.or(self.end);
+    }
+}
+
 impl DiskBuffer {
     /// Opens (creating it if needed) the buffer in `dir`, mends what a crash or damage left (see
     /// [`Recovery`]), and locks it against other processes.
@@ -394,7 +409,9 @@ impl DiskBuffer {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_append(path: &Path) -> Result<File, Error> {
@@ -448,7 +465,11 @@ mod tests {
             let record: serde_json::Value = serde_json::from_slice(bytes).unwrap();
             record["n"].as_u64().unwrap()
         };
-        batch.records.iter().map(|(_, bytes)| number(bytes)).collect()
+        batch
+            .records
+            .iter()
+            .map(|(_, bytes)| number(bytes))
+            .collect()
     }
 
     fn open(dir: &Path) -> (DiskBuffer, Recovery) {
@@ -500,7 +521,11 @@ mod tests {
         buffer.append(&frames(100..105)).unwrap();
         assert_eq!(drain(&buffer, 7), (30..105).collect::<Vec<_>>());
         assert_eq!(buffer.level(), Level::default());
-        assert_eq!(segments(dir.path()).len(), 1, "delivered segments were kept");
+        assert_eq!(
+            segments(dir.path()).len(),
+            1,
+            "delivered segments were kept"
+        );
     }
 
     #[test]
@@ -595,7 +620,10 @@ mod tests {
         bytes[8] = 2;
         std::fs::write(&segment, &bytes).unwrap();
         let error = DiskBuffer::open(dir.path(), SMALL).unwrap_err();
-        assert!(matches!(error, Error::NewerFormat { found: 2, .. }), "{error}");
+        assert!(
+            matches!(error, Error::NewerFormat { found: 2, .. }),
+            "{error}"
+        );
 
         bytes[0] = b'X';
         std::fs::write(&segment, &bytes).unwrap();

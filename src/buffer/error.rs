@@ -39,7 +39,10 @@ pub enum Error {
 }
 
 /// An [`Error::Io`] for `action` on `path`.
-pub(super) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+pub(super) fn io(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io {
         action,

@@ -41,7 +41,8 @@ impl Frames {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(&SYNC);
         self.bytes.extend_from_slice(&[0; 8]);
-        self.bytes.extend_from_slice(&self.appended_ms.to_le_bytes());
+        self.bytes
+            .extend_from_slice(&self.appended_ms.to_le_bytes());
         if let Err(error) = write(&mut self.bytes) {
             self.bytes.truncate(start);
             return Err(error);
@@ -49,7 +50,10 @@ impl Frames {
         let len = self.bytes.len() - start - HEADER_LEN;
         let len = u32::try_from(len).expect("a record under 4 GiB");
         self.bytes[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
-        let crc = checksum(&self.bytes[start + 4..start + 8], &self.bytes[start + HEADER_LEN..]);
+        let crc = checksum(
+            &self.bytes[start + 4..start + 8],
+            &self.bytes[start + HEADER_LEN..],
+        );
         self.bytes[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
         self.records += 1;
         Ok(())

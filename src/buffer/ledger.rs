@@ -84,7 +84,11 @@ mod tests {
         assert_eq!(load(dir.path()).unwrap(), Loaded::At(at));
         std::fs::write(path(dir.path()), b"{\"vers").unwrap();
         assert_eq!(load(dir.path()).unwrap(), Loaded::Unreadable);
-        std::fs::write(path(dir.path()), br#"{"version":9,"segment":1,"offset":16}"#).unwrap();
+        std::fs::write(
+            path(dir.path()),
+            br#"{"version":9,"segment":1,"offset":16}"#,
+        )
+        .unwrap();
         assert_eq!(load(dir.path()).unwrap(), Loaded::Newer(9));
     }
 }

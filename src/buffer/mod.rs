@@ -30,9 +30,7 @@ mod ledger;
 mod recovery;
 mod segment;
 
-pub use disk_buffer::{Batch, DiskBuffer, Level, Limits};
+pub use disk_buffer::{Batch, DiskBuffer, Limits};
 pub use error::Error;
 pub use frame::Frames;
-pub use ledger::Position;
 pub use recovery::{Corrupt, Recovery};
-pub use segment::VERSION;

@@ -141,7 +141,13 @@ mod tests {
     #[test]
     fn names_sort_as_numbers_and_read_back() {
         let dir = Path::new("/b");
-        let name = |id| path(dir, id).file_name().unwrap().to_string_lossy().into_owned();
+        let name = |id| {
+            path(dir, id)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        };
         assert!(name(9) < name(10));
         assert_eq!(id_of(&name(12345)), Some(12345));
         assert_eq!(id_of("12.seg"), None);

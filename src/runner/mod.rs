@@ -10,8 +10,13 @@
 //!   the [`RunObserver`]s how each run ended.
 //! - [`Shutdown`] (`shutdown.rs`): SIGTERM/SIGINT, cancellation, grace period.
 //! - [`StateStore`] (`state.rs`): the atomically written JSON state file.
+//! - `buffered.rs`, `buffer_sink.rs`, `drain.rs`: tasks with `buffer: {type: disk}`; runs append
+//!   to the task's disk buffer, and a drain loop per task delivers from it to the sink.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
 
+mod buffer_sink;
+mod buffered;
+mod drain;
 mod observer;
 mod on_error;
 mod output;
