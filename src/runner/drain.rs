@@ -136,11 +136,7 @@ impl Drain {
 
     /// Delivers `batch` until the sink accepts it, then acknowledges it.
     async fn deliver(&self, batch: Batch) {
-        let records: Vec<Value> = batch
-            .records
-            .iter()
-            .filter_map(|(_, bytes)| serde_json::from_slice(bytes).ok())
-            .collect();
+        let records = self.decode(&batch);
         self.report_age(&batch);
         let mut delays = self.retry.delays();
         while !records.is_empty() {
@@ -166,6 +162,23 @@ impl Drain {
             tokio::time::sleep(delay).await;
         }
         self.acknowledge(batch, records.len() as u64).await;
+    }
+
+    /// The batch's records as JSON. A record that passed its CRC but is not JSON was written by
+    /// something else: it is logged and counted as damage, and skipped.
+    fn decode(&self, batch: &Batch) -> Vec<Value> {
+        let mut records = Vec::with_capacity(batch.records.len());
+        for (_, bytes) in &batch.records {
+            match serde_json::from_slice(bytes) {
+                Ok(record) => records.push(record),
+                Err(error) => {
+                    self.ctx.span().in_scope(|| tracing::error!(%error, "a record in the disk buffer is not JSON; skipped"));
+                    metrics::counter!(catalogue::BUFFER_CORRUPT.name, "task" => self.ctx.name().to_string())
+                        .increment(1);
+                }
+            }
+        }
+        records
     }
 
     /// Moves the ledger past a delivered batch and reports the new level.

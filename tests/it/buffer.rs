@@ -394,3 +394,22 @@ fn sigterm_drains_for_the_grace_period_and_the_next_start_delivers_the_rest() {
     assert!(again <= 100, "{again} records arrived twice");
     stop(proc, Duration::from_secs(10));
 }
+
+#[test]
+fn bad_buffer_keys_are_reported_with_their_paths() {
+    let setup = Setup::new(Mode::Up);
+    let config = setup.config(", max-size: 10, when-full: maybe, path: ''");
+    let out = crate::harness::cli::run(tapline().args(["validate", "-c"]).arg(&config));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("tasks[0].buffer.when-full"),
+        "{}",
+        out.stderr
+    );
+    let config = setup.config(", max-size: 10, path: ''");
+    let out = crate::harness::cli::run(tapline().args(["validate", "-c"]).arg(&config));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for key in ["tasks[0].buffer.max-size", "tasks[0].buffer.path"] {
+        assert!(out.stderr.contains(key), "{key}: {}", out.stderr);
+    }
+}
