@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use super::error::{io, Error};
 use super::frame::{self, Frames, Parsed};
-use super::ledger::{self, Position};
+use super::ledger::{Ledger, Position};
 use super::recovery::{self, Corrupt, Recovery};
 use super::segment::{self, HEADER_LEN};
 
@@ -54,6 +54,7 @@ pub struct DiskBuffer {
     writer: Mutex<Writer>,
     reader: Mutex<Reader>,
     shared: Mutex<Shared>,
+    ledger: Mutex<Ledger>,
     appended: Notify,
     freed: Notify,
     /// Held for as long as the buffer is open: one process per directory.
@@ -183,7 +184,7 @@ impl DiskBuffer {
                 std::fs::TryLockError::Error(source) => io("lock", lock_path)(source),
             });
         }
-        let mut opened = recovery::recover(dir)?;
+        let (mut opened, ledger) = recovery::recover(dir)?;
         let writer = match opened.segments.back() {
             Some(&id) if opened.newest_len < limits.segment_size => Writer {
                 file: open_append(&segment::path(dir, id))?,
@@ -224,6 +225,7 @@ impl DiskBuffer {
                 frame: Vec::new(),
             }),
             shared: Mutex::new(shared),
+            ledger: Mutex::new(ledger),
             appended: Notify::new(),
             freed: Notify::new(),
             _lock: lock,
@@ -377,7 +379,10 @@ impl DiskBuffer {
         let Some(end) = batch.end else {
             return Ok(());
         };
-        ledger::save(&self.dir, end).map_err(io("write", ledger::path(&self.dir)))?;
+        let mut ledger = lock(&self.ledger);
+        let path = ledger.path().to_path_buf();
+        ledger.save(end).map_err(io("write", path))?;
+        drop(ledger);
         let mut shared = lock(&self.shared);
         while shared.segments.front().is_some_and(|&id| id < end.segment) {
             let id = shared.segments.pop_front().expect("checked");

@@ -18,8 +18,8 @@
 //! - `<id>.seg`: segment files of bounded size, a versioned header then frames (`segment.rs`,
 //!   `frame.rs`); a full segment is closed and the next one started; a segment read to the end
 //!   and acknowledged is deleted.
-//! - `ledger.json`: where the oldest record not yet delivered starts (`ledger.rs`), replaced
-//!   atomically after each delivered batch.
+//! - `ledger`: where the oldest record not yet delivered starts (`ledger.rs`), saved after each
+//!   delivered batch in one of two checksummed slots, in turn.
 //! - `corrupt/`: damaged regions, set aside for inspection (`recovery.rs`).
 //! - `lock`: locked while a process has the buffer open.
 

@@ -19,7 +19,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::error::{io, Error};
-use super::ledger::{self, Loaded, Position};
+use super::ledger::{Ledger, Loaded, Position};
 use super::segment::{self, Header, HEADER_LEN};
 use crate::atomic_file::{self, Access};
 
@@ -74,10 +74,12 @@ struct Repaired {
     start: u64,
 }
 
-/// Opens `dir` (which exists and is locked), mending what needs it.
-pub(super) fn recover(dir: &Path) -> Result<Opened, Error> {
+/// Opens `dir` (which exists and is locked), mending what needs it; returns it with its ledger.
+pub(super) fn recover(dir: &Path) -> Result<(Opened, Ledger), Error> {
     let mut recovery = Recovery::default();
-    let read = match ledger::load(dir).map_err(io("read", ledger::path(dir)))? {
+    let ledger_path = dir.join("ledger");
+    let (mut ledger, loaded) = Ledger::open(dir).map_err(io("open", &ledger_path))?;
+    let read = match loaded {
         Loaded::At(read) => Some(read),
         Loaded::Missing => None,
         Loaded::Unreadable => {
@@ -85,8 +87,10 @@ pub(super) fn recover(dir: &Path) -> Result<Opened, Error> {
             None
         }
         Loaded::Newer(found) => {
-            let path = ledger::path(dir);
-            return Err(Error::NewerFormat { path, found });
+            return Err(Error::NewerFormat {
+                path: ledger_path,
+                found,
+            })
         }
     };
     let mut ids = list(dir)?;
@@ -115,7 +119,8 @@ pub(super) fn recover(dir: &Path) -> Result<Opened, Error> {
             Some(read) if read.segment == id => read.offset.max(HEADER_LEN),
             _ => HEADER_LEN,
         };
-        let Some(repaired) = repair(dir, id, from, Some(id) == newest, &mut recovery)? else {
+        let newest = Some(id) == newest;
+        let Some(repaired) = repair(dir, id, from, newest, &mut ledger, &mut recovery)? else {
             continue;
         };
         if opened.segments.is_empty() {
@@ -130,7 +135,7 @@ pub(super) fn recover(dir: &Path) -> Result<Opened, Error> {
         opened.newest_len = repaired.len;
     }
     opened.recovery = recovery;
-    Ok(opened)
+    Ok((opened, ledger))
 }
 
 /// The segment ids in `dir`, oldest first.
@@ -152,6 +157,7 @@ fn repair(
     id: u64,
     from: u64,
     newest: bool,
+    ledger: &mut Ledger,
     recovery: &mut Recovery,
 ) -> Result<Option<Repaired>, Error> {
     let path = segment::path(dir, id);
@@ -212,7 +218,8 @@ fn repair(
             segment: id,
             offset: HEADER_LEN,
         };
-        ledger::save(dir, start).map_err(io("write", ledger::path(dir)))?;
+        let path = ledger.path().to_path_buf();
+        ledger.save(start).map_err(io("write", path))?;
     }
     let kept: Vec<u8> = found
         .valid
