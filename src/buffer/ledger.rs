@@ -62,7 +62,7 @@ impl Ledger {
             .open(&path)?;
         let mut bytes = [0; 2 * SLOT];
         let read = file.read_at(&mut bytes, 0)?;
-        let slots = [&bytes[..SLOT], &bytes[SLOT..]].map(|slot| decode(slot));
+        let slots = [&bytes[..SLOT], &bytes[SLOT..]].map(decode);
         let newest = slots.iter().flatten().max_by_key(|(seq, _, _)| *seq);
         let (seq, loaded) = match newest {
             Some(&(_, version, _)) if version > VERSION => (0, Loaded::Newer(version)),

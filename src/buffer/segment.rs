@@ -171,7 +171,7 @@ mod tests {
         let start = HEADER_LEN as usize;
         let whole = scan(&bytes, start);
         assert_eq!(whole.records, 3);
-        assert_eq!(whole.valid, [start..bytes.len()]);
+        assert_eq!(whole.valid, vec![start..bytes.len()]);
         assert_eq!((whole.damaged.len(), whole.tail.clone()), (0, None));
 
         let torn = scan(&bytes[..bytes.len() - 3], start);
@@ -183,7 +183,7 @@ mod tests {
         damaged[start + frame + 14] ^= 1;
         let found = scan(&damaged, start);
         assert_eq!(found.records, 2);
-        assert_eq!(found.damaged, [start + frame..start + 2 * frame]);
+        assert_eq!(found.damaged, vec![start + frame..start + 2 * frame]);
         assert_eq!(found.valid_bytes(), 2 * frame as u64);
         assert_eq!(found.tail, None);
     }
