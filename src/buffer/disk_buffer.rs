@@ -5,16 +5,17 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
 use super::error::{io, Error};
-use super::frame::{self, Frames, Parsed};
+use super::frame::Frames;
 use super::ledger::{Ledger, Position};
-use super::recovery::{self, Corrupt, Recovery};
+use super::reader::{Batch, Reader};
+use super::recovery::{self, Recovery};
 use super::segment::{self, HEADER_LEN};
 
 /// How the buffer is bounded.
@@ -69,101 +70,11 @@ struct Writer {
 }
 
 #[derive(Debug)]
-struct Reader {
-    at: Position,
-    /// The segment `at` is in, positioned at `at`.
-    file: Option<BufReader<File>>,
-    /// Its length, once the writer has moved on to a later segment.
-    complete: Option<u64>,
-    /// The frame being read.
-    frame: Vec<u8>,
-}
-
-impl Reader {
-    /// Where reading must stop in the current segment (which it opens if needed): the end of
-    /// the last append there, or the end of the file once the writer has moved on.
-    fn end(&mut self, path: &Path, committed: Position) -> Result<u64, Error> {
-        if self.file.is_none() {
-            let mut file = File::open(path).map_err(io("open", path))?;
-            file.seek(SeekFrom::Start(self.at.offset))
-                .map_err(io("read", path))?;
-            self.file = Some(BufReader::with_capacity(1 << 20, file));
-        }
-        if self.at.segment == committed.segment {
-            return Ok(committed.offset);
-        }
-        if let Some(len) = self.complete {
-            return Ok(len);
-        }
-        let file = self.file.as_ref().expect("opened above").get_ref();
-        let len = file.metadata().map_err(io("read", path))?.len();
-        self.complete = Some(len);
-        Ok(len)
-    }
-
-    /// Reads the frame at `at` into `frame`, within the `left` bytes that may be read; leaves
-    /// `frame` empty when its header is damaged or announces more than there is.
-    fn fetch_frame(&mut self, left: u64) -> std::io::Result<()> {
-        let file = self.file.as_mut().expect("opened by end()");
-        self.frame.clear();
-        let mut header = [0; frame::HEADER_LEN];
-        if left < header.len() as u64 {
-            return Ok(());
-        }
-        file.read_exact(&mut header)?;
-        let whole = frame::announced_len(&header).map(|len| (frame::HEADER_LEN + len) as u64);
-        let Some(whole) = whole.filter(|&whole| whole <= left) else {
-            // The header was consumed; reopen at `at` before reading on.
-            self.move_to(self.at);
-            return Ok(());
-        };
-        self.frame.extend_from_slice(&header);
-        self.frame.resize(whole as usize, 0);
-        file.read_exact(&mut self.frame[frame::HEADER_LEN..])
-    }
-
-    /// Reads on from `at` (reopening the segment at the next read).
-    fn move_to(&mut self, at: Position) {
-        if at.segment != self.at.segment {
-            self.complete = None;
-        }
-        self.at = at;
-        self.file = None;
-    }
-}
-
-#[derive(Debug)]
 struct Shared {
     level: Level,
     /// The end of the last fsynced append: the reader never reads past it.
     committed: Position,
     segments: VecDeque<u64>,
-}
-
-/// Records read from the buffer, in order, not yet acknowledged.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// The records: append time (ms since the epoch) and JSON bytes.
-    pub records: Vec<(u64, Vec<u8>)>,
-    /// Damaged regions met and set aside on the way.
-    pub corrupt: Vec<Corrupt>,
-    bytes: u64,
-    end: Option<Position>,
-}
-
-impl Batch {
-    /// Whether reading moved at all (past records, or past damage).
-    pub fn is_empty(&self) -> bool {
-        self.end.is_none()
-    }
-
-    /// Adds `later`, read after this batch, to it.
-    pub fn extend(&mut self, later: Batch) {
-        self.records.extend(later.records);
-        self.corrupt.extend(later.corrupt);
-        self.bytes += later.bytes;
-        self.end = later.end.or(self.end);
-    }
 }
 
 impl DiskBuffer {
@@ -218,12 +129,7 @@ impl DiskBuffer {
             dir: dir.into(),
             limits,
             writer: Mutex::new(writer),
-            reader: Mutex::new(Reader {
-                at: opened.start,
-                file: None,
-                complete: None,
-                frame: Vec::new(),
-            }),
+            reader: Mutex::new(Reader::new(opened.start)),
             shared: Mutex::new(shared),
             ledger: Mutex::new(ledger),
             appended: Notify::new(),
@@ -297,7 +203,7 @@ impl DiskBuffer {
             if reader.at >= committed {
                 break;
             }
-            if !self.read_one(&mut reader, committed, next, &mut batch)? {
+            if !reader.read_one(&self.dir, committed, next, &mut batch)? {
                 break;
             }
         }
@@ -305,72 +211,6 @@ impl DiskBuffer {
             batch.end = Some(reader.at);
         }
         Ok(batch)
-    }
-
-    /// Reads the record at the reader's position (or moves to the next segment, or sets a
-    /// damaged region aside). Returns false when there is nothing more to read now.
-    fn read_one(
-        &self,
-        reader: &mut Reader,
-        committed: Position,
-        next: Option<u64>,
-        batch: &mut Batch,
-    ) -> Result<bool, Error> {
-        let path = segment::path(&self.dir, reader.at.segment);
-        let end = reader.end(&path, committed)?;
-        if reader.at.offset >= end {
-            let Some(next) = next else {
-                return Ok(false);
-            };
-            reader.move_to(Position {
-                segment: next,
-                offset: HEADER_LEN,
-            });
-            return Ok(true);
-        }
-        reader
-            .fetch_frame(end - reader.at.offset)
-            .map_err(io("read", &path))?;
-        if let Parsed::Frame {
-            appended_ms,
-            record,
-            len,
-        } = frame::parse(&reader.frame)
-        {
-            batch.records.push((appended_ms, record.to_vec()));
-            batch.bytes += len as u64;
-            reader.at.offset += len as u64;
-            return Ok(true);
-        }
-        self.set_aside(reader, end, batch)?;
-        Ok(true)
-    }
-
-    /// The reader stands on damage: copies the bytes up to the next intact frame (or the end of
-    /// what can be read) to `corrupt/` and moves past them.
-    fn set_aside(&self, reader: &mut Reader, end: u64, batch: &mut Batch) -> Result<(), Error> {
-        let path = segment::path(&self.dir, reader.at.segment);
-        let mut file = File::open(&path).map_err(io("open", &path))?;
-        let mut rest = Vec::new();
-        file.seek(SeekFrom::Start(reader.at.offset))
-            .and_then(|_| file.take(end - reader.at.offset).read_to_end(&mut rest))
-            .map_err(io("read", &path))?;
-        let skip = frame::next_frame(&rest, 1).unwrap_or(rest.len());
-        let moved_to = recovery::corrupt_path(&self.dir, reader.at.segment, reader.at.offset)?;
-        std::fs::write(&moved_to, &rest[..skip]).map_err(io("write", &moved_to))?;
-        batch.corrupt.push(Corrupt {
-            segment: path,
-            offset: reader.at.offset,
-            bytes: skip as u64,
-            moved_to,
-        });
-        batch.bytes += skip as u64;
-        let after = Position {
-            segment: reader.at.segment,
-            offset: reader.at.offset + skip as u64,
-        };
-        reader.move_to(after);
-        Ok(())
     }
 
     /// The records of `batch` were delivered: the ledger moves past them (fsynced), segments

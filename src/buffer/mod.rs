@@ -27,10 +27,12 @@ mod disk_buffer;
 mod error;
 mod frame;
 mod ledger;
+mod reader;
 mod recovery;
 mod segment;
 
-pub use disk_buffer::{Batch, DiskBuffer, Limits};
+pub use disk_buffer::{DiskBuffer, Limits};
 pub use error::Error;
 pub use frame::Frames;
+pub use reader::Batch;
 pub use recovery::{Corrupt, Recovery};
