@@ -181,6 +181,57 @@ then
     fail "the manifests do not agree with each other or with the config"
 fi
 
+step "cross-checking the replicas component (deploy/kubernetes/replicas) with its config"
+if ! "$VENV/bin/python" - "$tmp/replicas.yaml" <<'PY'
+import os, sys, yaml
+
+out_config = sys.argv[1]
+base = "deploy/kubernetes/replicas"
+errors = []
+def check(ok, msg):
+    print(("ok   " if ok else "FAIL ") + msg)
+    if not ok:
+        errors.append(msg)
+
+with open(os.path.join(base, "kustomization.yaml")) as f:
+    kust = yaml.safe_load(f)
+files = sorted(f for f in os.listdir(base) if f.endswith(".yaml") and f != "kustomization.yaml")
+check(sorted(kust["resources"]) == files, f"component resources {sorted(kust['resources'])} are the manifests {files}")
+docs = {}
+for name in files:
+    with open(os.path.join(base, name)) as f:
+        doc = yaml.safe_load(f)
+    docs[doc["kind"]] = doc
+patches = {p.get("target", {}).get("kind"): yaml.safe_load(p["patch"]) for p in kust["patches"]}
+dep = patches["Deployment"]["spec"]
+check(dep["replicas"] == 3 and dep["strategy"]["type"] == "RollingUpdate", "3 replicas, RollingUpdate")
+(config_op,) = patches["ConfigMap"]
+text = config_op["value"]
+config = yaml.safe_load(text)
+with open(out_config, "w") as f:
+    f.write(text)
+coordination = config["coordination"]
+check(coordination["type"] == "postgres" and config["state"]["type"] == "postgres", "coordination and state are postgres")
+check("path" not in config["state"], "no state file")
+(ctr,) = dep["template"]["spec"]["containers"]
+env = {e["name"]: e for e in ctr["env"]}
+check(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+      and "${POD_NAME" in coordination["replica-id"], "replica-id is the pod name")
+mounts = {m["mountPath"]: m for m in ctr["volumeMounts"] if "name" in m}
+volumes = {v["name"]: v for v in dep["template"]["spec"]["volumes"] if "name" in v}
+pw = coordination["password-file"]
+mount = mounts.get(os.path.dirname(pw))
+secret = docs["Secret"]
+check(mount is not None and volumes[mount["name"]]["secret"]["secretName"] == secret["metadata"]["name"]
+      and os.path.basename(pw) in secret["stringData"], f"coordination.password-file {pw} is in Secret {secret['metadata']['name']}")
+pdb = docs["PodDisruptionBudget"]["spec"]
+check(pdb.get("maxUnavailable") == 1, "the disruption budget takes one replica at a time")
+sys.exit(1 if errors else 0)
+PY
+then
+    fail "the replicas component does not agree with its config"
+fi
+
 if [[ -n "$TAPLINE_BIN" ]]; then
     step "tapline validate on the ConfigMap's tapline.yaml, with an empty environment"
     # validate checks that secret files are readable, and the Secret is only mounted in the pod:
@@ -190,6 +241,15 @@ if [[ -n "$TAPLINE_BIN" ]]; then
         echo "tapline validate: ok"
     else
         fail "tapline validate rejects the ConfigMap's tapline.yaml"
+    fi
+    step "tapline validate on the replicas component's tapline.yaml, with an empty environment"
+    printf 'stand-in\n' >"$tmp/pg-password"
+    if env -i TAPLINE_AUTH__CLIENT_SECRET_FILE="$tmp/client-secret" \
+        TAPLINE_COORDINATION__PASSWORD_FILE="$tmp/pg-password" \
+        "$TAPLINE_BIN" validate -c "$tmp/replicas.yaml"; then
+        echo "tapline validate: ok"
+    else
+        fail "tapline validate rejects the replicas component's tapline.yaml"
     fi
 else
     step "tapline validate on the ConfigMap's tapline.yaml: not run (no TAPLINE_BIN given; the Rust integration test covers it)"

@@ -24,6 +24,9 @@ pub enum Error {
     /// CDF did not accept the token (`validate --check-auth`, exit code 1).
     #[error(transparent)]
     Cdf(#[from] crate::sinks::cdf::inspect::InspectError),
+    /// `validate --check-auth`: the coordination database could not be reached (exit code 1).
+    #[error(transparent)]
+    Coordination(#[from] crate::coordination::Error),
     /// Standard output could not be written (exit code 1).
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
@@ -35,7 +38,11 @@ impl Error {
         match self {
             Self::Config(_) => 2,
             Self::Run(error) => error.exit_code(),
-            Self::Auth(_) | Self::Check { .. } | Self::Cdf(_) | Self::Stdout(_) => 1,
+            Self::Auth(_)
+            | Self::Check { .. }
+            | Self::Cdf(_)
+            | Self::Coordination(_)
+            | Self::Stdout(_) => 1,
         }
     }
 }

@@ -9,12 +9,14 @@
 //! - [`auth`]: credential providers and the shared token cache.
 //! - [`backoff`]: the one backoff of retries and restarts.
 //! - [`session`]: the shared authenticated HTTP session.
+//! - [`coordination`]: replicas sharing the tasks through leases, and the state fenced by them.
 //! - [`runner`]: tasks, sinks, schedules, state, shutdown.
 //! - [`registry`]: the components a config names by `type` (providers, task types, sinks).
 //! - [`tasks`], [`sinks`]: the built-in task types and sinks.
 //! - [`telemetry`]: logging, metrics and the health server.
 //! - [`transport`]: what every HTTP client shares (user agent, timeouts, proxy, CA bundle); below
 //!   both `auth` and `session`.
+//! - [`postgres`]: the PostgreSQL connect options of the `sql` source and of coordination.
 //! - [`redact`]: URLs as errors and logs may show them.
 
 mod atomic_file;
@@ -23,8 +25,10 @@ pub mod backoff;
 pub(crate) mod buffer;
 pub mod cli;
 pub mod config;
+pub mod coordination;
 mod error;
 mod jsonl_file;
+pub mod postgres;
 pub mod prelude;
 pub mod redact;
 pub mod registry;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::Command;
 use crate::auth::{AccessToken, Credentials, Provider};
 use crate::config::{self, ComponentConfig, Config, SessionConfig};
+use crate::coordination::postgres::PostgresCoordinator;
 use crate::{Error, Registry};
 
 pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
@@ -90,7 +91,21 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
     if let Some(cdf) = &config.cdf {
         print_line(&check_cdf(cdf, &config.session, credentials)?)?;
     }
-    check_tasks(registry, &config)
+    check_tasks(registry, &config)?;
+    check_coordination(&config)
+}
+
+/// Connects to the coordination database (`coordination:`), changing nothing.
+fn check_coordination(config: &Config) -> Result<(), Error> {
+    let Some(connection) = config.coordination.postgres(&config.state) else {
+        return Ok(());
+    };
+    let lease = config.coordination.lease_duration.get();
+    let line = block_on(async move {
+        let coordinator = PostgresCoordinator::new(connection, "validate".into(), lease)?;
+        coordinator.check().await
+    })?;
+    print_line(&line)
 }
 
 /// Asks CDF about the token: the project and groups it reaches.

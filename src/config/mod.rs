@@ -19,6 +19,7 @@ mod byte_size;
 mod cdf;
 pub(crate) mod check;
 mod component;
+mod coordination;
 mod duration;
 mod env;
 mod error;
@@ -41,11 +42,12 @@ pub use byte_size::{ByteSize, InvalidByteSize};
 pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
 pub(crate) use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
+pub use coordination::{CoordinationConfig, CoordinationType, PostgresConnection, Tls};
 pub use duration::{HumanDuration, InvalidDuration};
 pub(crate) use error::without_values;
 pub use error::{Error, Problem};
 pub use load::{config_path, load};
-pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig};
+pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig, StateType};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
 pub use sections::Sections;
 pub use session::{RetryConfig, SessionConfig};
@@ -67,9 +69,12 @@ pub struct Config {
     /// The extractor tasks.
     #[serde(default)]
     pub tasks: Vec<TaskConfig>,
-    /// The state file.
+    /// Where task state is kept: a file, or PostgreSQL with `coordination:`.
     #[serde(default)]
     pub state: StateConfig,
+    /// Several replicas sharing the tasks; off (`type: none`) when absent.
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
     /// The telemetry server; off when absent.
     pub server: Option<ServerConfig>,
     /// Log output.

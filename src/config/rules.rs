@@ -12,8 +12,10 @@ use super::buffer::BufferConfig;
 use super::cdf::CdfConfig;
 use super::check;
 use super::component::{BuildError, Catalog, ComponentConfig, Kind};
+use super::coordination::{self, CoordinationConfig};
 use super::error::Problem;
 use super::path::KeyPath;
+use super::runtime::StateConfig;
 use super::sections::Sections;
 use super::session::SessionConfig;
 use super::task::{check_task_name, OnErrorMode, ScheduleConfig, TaskConfig};
@@ -48,6 +50,16 @@ pub(crate) fn check(
     }
     if let Some(config) = section::<SessionConfig>(tree, "session", &sound) {
         session(&config, &mut out);
+    }
+    let coordination = section::<CoordinationConfig>(tree, "coordination", &sound);
+    let state = section::<StateConfig>(tree, "state", &sound);
+    if let (Some(coordination), Some(state)) = (
+        coordination.or_else(|| tree.get("coordination").is_none().then(Default::default)),
+        state.or_else(|| tree.get("state").is_none().then(Default::default)),
+    ) {
+        for (at, error) in coordination::check(&coordination, &state) {
+            found(Err(error), &root.key(&at), &mut out);
+        }
     }
     let items = tree
         .get("tasks")

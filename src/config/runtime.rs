@@ -4,24 +4,71 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::duration::HumanDuration;
+use super::secret::SecretSource;
 
 /// Where task state (cursors, offsets) is kept between runs.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StateConfig {
-    /// The JSON state file; written atomically.
+    /// `file` (default): one JSON file; `postgres`: a table beside the task leases, written under
+    /// the task's lease (required with `coordination:`).
+    #[serde(default, rename = "type")]
+    pub kind: StateType,
+    /// The JSON state file (`type: file`); written atomically.
     #[serde(default = "default_state_path")]
     pub path: PathBuf,
+    /// `type: postgres`: the database, which must be that of `coordination.url` (the default).
+    pub url: Option<String>,
+    /// `type: postgres`: the password, when not that of `coordination:`.
+    #[schemars(with = "Option<String>")]
+    pub password: Option<SecretString>,
+    /// `type: postgres`: a file holding the password.
+    pub password_file: Option<PathBuf>,
+}
+
+/// Where the state is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StateType {
+    /// The JSON state file.
+    #[default]
+    File,
+    /// PostgreSQL, fenced by the task leases.
+    Postgres,
+}
+
+impl StateConfig {
+    /// Where the `type: postgres` password comes from, if given here.
+    pub fn password(&self) -> Option<SecretSource> {
+        SecretSource::from_pair(self.password.as_ref(), self.password_file.as_deref())
+    }
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
+            kind: StateType::File,
             path: default_state_path(),
+            url: None,
+            password: None,
+            password_file: None,
         }
+    }
+}
+
+/// Hand-written: the URL may hold a password, and `password` is one.
+impl std::fmt::Debug for StateConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateConfig")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field("url", &self.url.as_deref().map(crate::redact::url))
+            .field("password", &self.password())
+            .finish()
     }
 }
 

@@ -21,11 +21,11 @@ use tokio::time::Instant;
 use super::buffer_sink::now_ms;
 use super::shutdown::Shutdown;
 use super::sink::Destination;
-use super::supervisor::error_chain;
 use super::task::{TaskContext, TaskError};
 use crate::backoff::Backoff;
 use crate::buffer::{Batch, Corrupt, DiskBuffer};
 use crate::telemetry::catalogue;
+use crate::telemetry::logging::error_chain;
 
 /// One buffered task's way from its buffer to its sink.
 #[derive(Debug)]

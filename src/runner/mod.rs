@@ -9,17 +9,22 @@
 //! - `supervisor`: spawns runs, catches panics, skips overlapping runs, counts outcomes and tells
 //!   the [`RunObserver`]s how each run ended.
 //! - [`Shutdown`] (`shutdown.rs`): SIGTERM/SIGINT, cancellation, grace period.
-//! - [`StateStore`] (`state.rs`): the atomically written JSON state file.
+//! - [`StateStore`] (`state.rs`): the atomically written JSON state file, or the state shared by
+//!   replicas under their task leases.
+//! - `coordinated`, `permit`: with `coordination:`, the lease keeper beside the tasks, and the
+//!   permit each run asks for (a task runs only while this replica holds its lease).
 //! - `buffered.rs`, `buffer_sink.rs`, `drain.rs`: tasks with `buffer: {type: disk}`; runs append
 //!   to the task's disk buffer, and a drain loop per task delivers from it to the sink.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
 
 mod buffer_sink;
 mod buffered;
+mod coordinated;
 mod drain;
 mod observer;
 mod on_error;
 mod output;
+mod permit;
 #[allow(clippy::module_inception)]
 mod runner;
 mod schedule;
@@ -29,6 +34,7 @@ mod state;
 mod supervisor;
 mod task;
 
+pub(crate) use crate::telemetry::logging::error_chain;
 pub use observer::{RunObserver, RunReport};
 pub use on_error::OnError;
 pub use output::{Mark, Output};
@@ -37,6 +43,5 @@ pub use schedule::Schedule;
 pub use shutdown::Shutdown;
 pub use sink::{Destination, Sink};
 pub use state::{StateError, StateHandle, StateStore};
-pub(crate) use supervisor::error_chain;
 pub use supervisor::RunOutcome;
 pub use task::{Task, TaskContext, TaskError};

@@ -8,18 +8,20 @@ use futures::FutureExt;
 use tokio_util::task::TaskTracker;
 
 use super::buffered;
+use super::coordinated::Coordination;
 use super::observer::RunObserver;
 use super::on_error::OnError;
 use super::schedule::{Schedule, RESTART_BACKOFF};
 use super::shutdown::Shutdown;
 use super::sink::Destination;
-use super::state::{StateError, StateStore};
-use super::supervisor::{error_chain, Host, Supervisor};
+use super::state::StateError;
+use super::supervisor::{Host, Supervisor};
 use super::task::Task;
 use crate::auth::{Credentials, Provider};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{self, Config, Problem};
 use crate::session::Session;
+use crate::telemetry::logging::error_chain;
 use crate::telemetry::{self, Readiness, ServerState};
 use crate::transform::Program;
 
@@ -35,6 +37,9 @@ pub enum Error {
     /// The state file could not be opened or saved.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The coordination backend could not be set up.
+    #[error("cannot set up coordination")]
+    Coordination(#[source] crate::coordination::Error),
     /// The credentials could not be set up.
     #[error("cannot set up authentication")]
     Auth(#[source] crate::auth::Error),
@@ -225,7 +230,9 @@ impl RunnerBuilder {
         } = self;
         // First, so that nothing recorded from here on (token requests included) is lost.
         let metrics = telemetry::metrics::install();
-        let state = StateStore::open(&config.state.path)?;
+        let names = plan.tasks.iter().map(|spec| spec.name.clone()).collect();
+        let coordination = Coordination::start(&config, names, once, &shutdown, &readiness)?;
+        let state = coordination.state.clone();
         let credentials = match credentials {
             Some(credentials) => credentials,
             None => plan
@@ -275,6 +282,7 @@ impl RunnerBuilder {
             tracker: tracker.clone(),
             readiness: readiness.clone(),
             observers: observers.into(),
+            permit: coordination.permit.clone(),
         };
         let mut startup = Vec::new();
         let mut others = Vec::new();
@@ -304,7 +312,9 @@ impl RunnerBuilder {
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(grace_period = ?grace, "tasks still running after the grace period; abandoning them");
         }
-        state.save().await?;
+        let saved = state.save().await;
+        coordination.leave().await;
+        saved?;
         for handle in background {
             handle.abort();
         }

@@ -1,5 +1,11 @@
-//! The state store: one JSON file that keeps what tasks must remember between runs (cursors,
-//! file offsets), one namespace per task.
+//! The state store: what tasks must remember between runs (cursors, file offsets), one namespace
+//! per task, kept in memory and written out to one JSON file, or, with `coordination:`, to the
+//! coordination backend under each task's lease ([`FencedState`]).
+//!
+//! Why one store with two places to write, not two stores: tasks see the same [`StateHandle`]
+//! either way, and the file store keeps exactly its behaviour. With shared state a namespace is
+//! loaded when this replica takes the task's lease (another replica may have moved the cursor)
+//! and written alone, under that lease; a write the backend refuses is [`StateError::Fenced`].
 //!
 //! Why one file, rewritten whole: state is small, and a single atomic rename is the simplest way to
 //! never leave half a write behind. The file is written to a temporary file in the same directory,
@@ -17,6 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::atomic_file::{self, Access};
+use crate::coordination::{self, FencedState};
 
 /// Reading, parsing or writing the state file failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,18 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    /// The shared state could not be read or written.
+    #[error("cannot read or write the state of task {task:?} in the coordination backend")]
+    Shared {
+        /// The task.
+        task: String,
+        /// What failed.
+        #[source]
+        source: coordination::Error,
+    },
+    /// The write was refused: another replica holds the task's lease now.
+    #[error(transparent)]
+    Fenced(coordination::Error),
     /// A value could not be converted to or from JSON.
     #[error("state value {key:?} of task {task:?} does not have the expected shape")]
     Value {
@@ -74,6 +93,18 @@ struct Inner {
     changed: AtomicBool,
     // Serialises writers so two saves never race on the temporary file.
     save: Mutex<()>,
+    /// With coordination: where namespaces are written instead of the file.
+    shared: Option<Shared>,
+}
+
+/// The shared state of a coordinated process, and what this replica knows of it.
+#[derive(Debug)]
+struct Shared {
+    backend: FencedState,
+    /// Tasks changed since their last write.
+    dirty: Mutex<std::collections::HashSet<String>>,
+    /// The lease generation under which each task's namespace was loaded.
+    loaded: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 const VERSION: u64 = 1;
@@ -96,13 +127,28 @@ impl StateStore {
         Self::with(path.into(), Map::new())
     }
 
+    /// A store whose namespaces live in the coordination backend, each loaded when this
+    /// replica takes the task's lease and written under it.
+    pub fn shared(backend: FencedState) -> Self {
+        Self::new(PathBuf::new(), Map::new(), Some(backend))
+    }
+
     fn with(path: PathBuf, tasks: Map<String, Value>) -> Self {
+        Self::new(path, tasks, None)
+    }
+
+    fn new(path: PathBuf, tasks: Map<String, Value>, shared: Option<FencedState>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 path,
                 tasks: Mutex::new(tasks),
                 changed: AtomicBool::new(false),
                 save: Mutex::new(()),
+                shared: shared.map(|backend| Shared {
+                    backend,
+                    dirty: Mutex::default(),
+                    loaded: Mutex::default(),
+                }),
             }),
         }
     }
@@ -125,9 +171,12 @@ impl StateStore {
         self.inner.changed.load(Ordering::Acquire)
     }
 
-    /// Saves the state if it changed since the last save. Blocking file I/O: call it from
-    /// `spawn_blocking` in async code.
+    /// Saves the state file if it changed since the last save (shared state is written by
+    /// [`Self::save`]). Blocking file I/O: call it from `spawn_blocking` in async code.
     pub fn save_if_changed(&self) -> Result<(), StateError> {
+        if self.inner.shared.is_some() {
+            return Ok(());
+        }
         let _writer = self.inner.save.lock().unwrap_or_else(|e| e.into_inner());
         if !self.inner.changed.swap(false, Ordering::AcqRel) {
             return Ok(());
@@ -146,8 +195,86 @@ impl StateStore {
         })
     }
 
-    /// [`Self::save_if_changed`] off the async worker threads.
+    /// Before a run under the lease of `generation`: loads `task`'s namespace from the shared
+    /// state unless it was loaded under this generation already (nothing to do for the file).
+    pub async fn prepare(&self, task: &str, generation: Option<i64>) -> Result<(), StateError> {
+        let (Some(shared), Some(generation)) = (&self.inner.shared, generation) else {
+            return Ok(());
+        };
+        if lock(&shared.loaded).get(task) == Some(&generation) {
+            return Ok(());
+        }
+        let value = shared
+            .backend
+            .load(task)
+            .await
+            .map_err(|source| StateError::Shared {
+                task: task.to_string(),
+                source,
+            })?;
+        {
+            let mut tasks = self.lock();
+            match value {
+                Some(value) => tasks.insert(task.to_string(), value),
+                None => tasks.remove(task),
+            };
+        }
+        lock(&shared.dirty).remove(task);
+        lock(&shared.loaded).insert(task.to_string(), generation);
+        Ok(())
+    }
+
+    /// Writes what changed of `task`: its namespace in the shared state, or the whole file.
+    pub async fn save_task(&self, task: &str) -> Result<(), StateError> {
+        let Some(shared) = &self.inner.shared else {
+            return match self.is_changed() {
+                true => self.save_file().await,
+                false => Ok(()),
+            };
+        };
+        self.store_shared(shared, task).await
+    }
+
+    async fn store_shared(&self, shared: &Shared, task: &str) -> Result<(), StateError> {
+        if !lock(&shared.dirty).remove(task) {
+            return Ok(());
+        }
+        let namespace = self.lock().get(task).cloned().unwrap_or(Value::Null);
+        let stored = shared.backend.store(task, &namespace).await;
+        stored.map_err(|source| {
+            lock(&shared.dirty).insert(task.to_string());
+            match source {
+                coordination::Error::Fenced { .. } => StateError::Fenced(source),
+                source => StateError::Shared {
+                    task: task.to_string(),
+                    source,
+                },
+            }
+        })
+    }
+
+    fn touched(&self, task: &str) {
+        self.inner.changed.store(true, Ordering::Release);
+        if let Some(shared) = &self.inner.shared {
+            lock(&shared.dirty).insert(task.to_string());
+        }
+    }
+
+    /// Writes everything that changed: [`Self::save_if_changed`] off the async worker threads,
+    /// or each changed namespace to the shared state.
     pub async fn save(&self) -> Result<(), StateError> {
+        if let Some(shared) = &self.inner.shared {
+            let dirty: Vec<String> = lock(&shared.dirty).iter().cloned().collect();
+            let mut result = Ok(());
+            for task in dirty {
+                result = result.and(self.store_shared(shared, &task).await);
+            }
+            return result;
+        }
+        self.save_file().await
+    }
+
+    async fn save_file(&self) -> Result<(), StateError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.save_if_changed())
             .await
@@ -155,8 +282,12 @@ impl StateStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Map<String, Value>> {
-        self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.tasks)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>, StateError> {
@@ -207,7 +338,7 @@ impl StateHandle {
     /// Writes the whole store to disk now if anything changed: for a task that moves its cursor
     /// several times in one run, so that a crash loses at most the step in progress.
     pub async fn save(&self) -> Result<(), StateError> {
-        self.store.save().await
+        self.store.save_task(&self.task).await
     }
 
     /// Sets `key` to `value`; the store is saved after the run (or at shutdown), or earlier by
@@ -224,7 +355,8 @@ impl StateHandle {
         let map = namespace.as_object_mut().expect("made an object above");
         if map.get(key) != Some(&value) {
             map.insert(key.to_string(), value);
-            self.store.inner.changed.store(true, Ordering::Release);
+            drop(tasks);
+            self.store.touched(&self.task);
         }
         Ok(())
     }
@@ -234,7 +366,8 @@ impl StateHandle {
         let mut tasks = self.store.lock();
         if let Some(Value::Object(map)) = tasks.get_mut(&*self.task) {
             if map.remove(key).is_some() {
-                self.store.inner.changed.store(true, Ordering::Release);
+                drop(tasks);
+                self.store.touched(&self.task);
             }
         }
     }

@@ -17,13 +17,16 @@ use tracing::Instrument;
 
 use super::observer::{RunObserver, RunReport};
 use super::on_error::{OnError, Rejects};
+use super::permit::Permit;
 use super::schedule::{restart_delay, Schedule, RESTART_BACKOFF};
 use super::sink::Destination;
-use super::state::StateStore;
+use super::state::{StateError, StateStore};
 use super::task::{Task, TaskContext, TaskError};
 use super::TaskSpec;
+use crate::coordination::RunGuard;
 use crate::session::Session;
 use crate::telemetry::catalogue;
+use crate::telemetry::logging::error_chain;
 use crate::telemetry::Readiness;
 use crate::transform::Program;
 
@@ -73,6 +76,7 @@ pub(crate) struct Host {
     pub(crate) tracker: TaskTracker,
     pub(crate) readiness: Readiness,
     pub(crate) observers: Arc<[Arc<dyn RunObserver>]>,
+    pub(crate) permit: Permit,
 }
 
 /// One task and what its runs need.
@@ -89,6 +93,7 @@ pub(crate) struct Supervisor {
     pub(crate) tracker: TaskTracker,
     readiness: Readiness,
     observers: Arc<[Arc<dyn RunObserver>]>,
+    permit: Permit,
     running: AtomicBool,
 }
 
@@ -108,12 +113,15 @@ impl Supervisor {
             tracker: host.tracker,
             readiness: host.readiness,
             observers: host.observers,
+            permit: host.permit,
             running: AtomicBool::new(false),
         })
     }
 
-    /// Starts a run unless one is still going (then counts it as skipped and returns `None`).
+    /// Starts a run unless one is still going (then counts it as skipped and returns `None`),
+    /// or another replica holds the task's lease (then returns `None`).
     pub(crate) fn start(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<RunOutcome>> {
+        let guard = self.permit.enter(&self.name)?;
         if self.running.swap(true, Ordering::AcqRel) {
             tracing::warn!(task = %self.name, "previous run still going; skipping this one");
             count(&self.name, RunOutcome::Skipped);
@@ -121,7 +129,7 @@ impl Supervisor {
         }
         let this = self.clone();
         Some(self.tracker.spawn(async move {
-            let outcome = this.run().await;
+            let outcome = this.run(guard).await;
             this.running.store(false, Ordering::Release);
             outcome
         }))
@@ -135,11 +143,16 @@ impl Supervisor {
         }
     }
 
-    async fn run(&self) -> RunOutcome {
+    async fn run(&self, guard: RunGuard) -> RunOutcome {
         let span = tracing::info_span!("task", task = %self.name);
         let rejects = Arc::new(Rejects::new(self.name.clone(), self.on_error.clone()));
-        // The run's own token: shutdown cancels it, and so does the run's timeout.
-        let cancel = self.shutdown.token().child_token();
+        // The run's own token: shutdown cancels it, so do a lost lease and the run's timeout.
+        let cancel = guard.token().child_token();
+        if let Err(error) = self.state.prepare(&self.name, guard.generation()).await {
+            tracing::error!(task = %self.name, error = %error_chain(&error), "cannot load the task's state; not running it");
+            count(&self.name, RunOutcome::Failure);
+            return RunOutcome::Failure;
+        }
         let ctx = TaskContext {
             name: self.name.clone(),
             session: self.session.clone(),
@@ -167,6 +180,8 @@ impl Supervisor {
         };
         let saved = self.save_state().await;
         let outcome = match outcome {
+            // A lease lost during the run, or a refused state write: cancelled, not failed.
+            _ if guard.lease_gone() && !self.shutdown.is_triggered() => RunOutcome::Cancelled,
             RunOutcome::Success if !saved => RunOutcome::Failure,
             outcome => outcome,
         };
@@ -239,14 +254,19 @@ impl Supervisor {
     /// the file on disk is current (a failed save leaves the store marked as changed), so that
     /// counts as a good save too. Returns whether the state is on disk.
     async fn save_state(&self) -> bool {
-        let saved = match self.state.is_changed() {
-            true => self.state.save().await,
-            false => Ok(()),
-        };
+        let saved = self.state.save_task(&self.name).await;
+        if let Err(error @ StateError::Fenced(_)) = &saved {
+            tracing::warn!(task = %self.name, error = %error_chain(error), "state write refused: another replica holds the task now; the run is cancelled");
+            return false;
+        }
         if let Err(error) = &saved {
             tracing::error!(task = %self.name, error = %error_chain(error), "saving the state failed; the run counts as failed");
         }
-        self.readiness.set_state_ok(saved.is_ok());
+        // Shared state lives in the coordination backend, whose health is readiness's
+        // coordination flag: a replica holding no task saves nothing and would never clear it.
+        if !matches!(saved, Err(StateError::Shared { .. })) {
+            self.readiness.set_state_ok(saved.is_ok());
+        }
         saved.is_ok()
     }
 
@@ -285,6 +305,10 @@ impl Supervisor {
     async fn drive_continuous(self: Arc<Self>) {
         let mut delays = RESTART_BACKOFF.delays();
         while !self.shutdown.is_triggered() {
+            tokio::select! {
+                _ = self.shutdown.wait() => return,
+                _ = self.permit.wait_for(&self.name) => {}
+            }
             let started = Instant::now();
             let outcome = self.run_now().await;
             if self.shutdown.is_triggered() {
@@ -330,16 +354,4 @@ fn judge(
 fn count(task: &str, outcome: RunOutcome) {
     metrics::counter!(catalogue::TASK_RUNS.name, "task" => task.to_string(), "result" => outcome.label())
         .increment(1);
-}
-
-/// `error: cause: cause`, for one log field.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -245,6 +245,33 @@ pub const BUFFER_CORRUPT: Metric = Metric {
     help: "Damaged regions of the task's disk buffer moved to its corrupt/ directory; their records are lost.",
 };
 
+/// Task leases this replica holds (src/coordination/events.rs).
+pub const COORDINATION_LEASES_HELD: Metric = Metric {
+    name: "tapline_coordination_leases_held",
+    kind: Kind::Gauge,
+    unit: None,
+    labels: &[],
+    help: "Task leases this replica holds: the tasks it may run.",
+};
+
+/// Leases taken or given up (src/coordination/events.rs).
+pub const COORDINATION_LEASE_CHANGES: Metric = Metric {
+    name: "tapline_coordination_lease_changes_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["reason"],
+    help: "Task leases taken or given up by this replica; reason is acquired, released (rebalancing or shutdown), lost (another replica holds it), expired (not renewed in time, e.g. the database was unreachable) or fenced (a state write was refused).",
+};
+
+/// Live replicas (src/coordination/events.rs).
+pub const COORDINATION_MEMBERS: Metric = Metric {
+    name: "tapline_coordination_members",
+    kind: Kind::Gauge,
+    unit: None,
+    labels: &[],
+    help: "Live replicas sharing the tasks, this one included, as of its last heartbeat.",
+};
+
 /// The whole catalogue.
 pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
@@ -267,6 +294,9 @@ pub const ALL: &[Metric] = &[
     BUFFER_OLDEST_AGE,
     BUFFER_DELIVERED,
     BUFFER_CORRUPT,
+    COORDINATION_LEASES_HELD,
+    COORDINATION_LEASE_CHANGES,
+    COORDINATION_MEMBERS,
 ];
 
 #[cfg(test)]

@@ -141,3 +141,14 @@ impl Visit for Fields {
         self.put(field, value.into());
     }
 }
+/// `error: cause: cause`, for one log field.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

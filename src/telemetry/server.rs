@@ -3,7 +3,8 @@
 //! `/healthz` answers 200 for as long as the process serves. `/readyz` answers 200 only once the
 //! startup tasks are done and a token was obtained (or auth is `none`), and 503 while the token
 //! cannot be refreshed past its expiry, while the state file cannot be saved (cursors would be
-//! lost at the next restart) and during shutdown, so a load balancer or the kubelet stops sending
+//! lost at the next restart), while a replica cannot reach its coordination backend, and during
+//! shutdown, so a load balancer or the kubelet stops sending
 //! work before the process stops.
 //!
 //! [`serve`] runs the routes within [`Limits`], so that clients that
@@ -34,6 +35,8 @@ struct Flags {
     token_ok: AtomicBool,
     // Inverted so that the default (no save failed yet) is ready.
     state_failed: AtomicBool,
+    // Inverted so that a process without coordination is ready.
+    coordination_failed: AtomicBool,
     shutting_down: AtomicBool,
 }
 
@@ -58,6 +61,12 @@ impl Readiness {
         self.inner.state_failed.store(!ok, Ordering::Release);
     }
 
+    /// Whether this replica is a healthy member (its last coordination round succeeded); a
+    /// member holding no task is ready too.
+    pub fn set_coordination_ok(&self, ok: bool) {
+        self.inner.coordination_failed.store(!ok, Ordering::Release);
+    }
+
     /// Shutdown has started; readiness never comes back.
     pub fn set_shutting_down(&self) {
         self.inner.shutting_down.store(true, Ordering::Release);
@@ -68,6 +77,7 @@ impl Readiness {
         self.inner.startup_done.load(Ordering::Acquire)
             && self.inner.token_ok.load(Ordering::Acquire)
             && !self.inner.state_failed.load(Ordering::Acquire)
+            && !self.inner.coordination_failed.load(Ordering::Acquire)
             && !self.inner.shutting_down.load(Ordering::Acquire)
     }
 }

@@ -16,6 +16,7 @@ mod login;
 mod process;
 mod redaction;
 mod registry;
+mod replicas;
 mod runner;
 mod session;
 mod sql_mariadb;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::database::Backend;
 use super::placeholders::{Param, Template};
 use crate::config::check::{self, Presence};
+pub use crate::config::Tls;
 use crate::config::{BuildError, HumanDuration, SecretSource};
 use crate::redact;
 
@@ -82,18 +83,6 @@ fn default_connect_timeout() -> HumanDuration {
 
 fn default_max_retries() -> u32 {
     5
-}
-
-/// Whether the connection is encrypted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Tls {
-    /// Encrypted, with the server's certificate and host name verified.
-    Require,
-    /// Encrypted when the server offers it, without verification; plain otherwise.
-    Prefer,
-    /// Never encrypted.
-    Disable,
 }
 
 impl SqlSourceConfig {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlSslMode};
 use sqlx::pool::PoolOptions;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::ConnectOptions;
 
@@ -85,21 +85,8 @@ impl Connection {
     }
 
     fn postgres(&self, password: Option<&SecretString>) -> Result<PgConnectOptions, Error> {
-        let mut options = PgConnectOptions::from_str(&self.url)
-            .map_err(|e| self.configuration(e))?
-            .ssl_mode(match self.tls {
-                Some(Tls::Require) => PgSslMode::VerifyFull,
-                Some(Tls::Disable) => PgSslMode::Disable,
-                Some(Tls::Prefer) | None => PgSslMode::Prefer,
-            })
-            .disable_statement_logging();
-        if let Some(bundle) = &self.ca_bundle {
-            options = options.ssl_root_cert(bundle);
-        }
-        if let Some(password) = password {
-            options = options.password(password.expose_secret());
-        }
-        Ok(options)
+        crate::postgres::connect_options(&self.url, self.tls, self.ca_bundle.as_deref(), password)
+            .map_err(|e| self.configuration(e))
     }
 
     fn mysql(&self, password: Option<&SecretString>) -> Result<MySqlConnectOptions, Error> {

@@ -17,6 +17,7 @@ pub mod mariadb;
 pub mod packages;
 pub mod postgres;
 pub mod process;
+pub mod replicas;
 pub mod rss;
 pub mod server;
 pub mod venv;
