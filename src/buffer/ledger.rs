@@ -3,8 +3,8 @@
 //!
 //! Why two slots written in place, and not a file replaced atomically (`atomic_file`): the
 //! ledger moves once per batch, and a replacement costs a new file, two fsyncs and a rename each
-//! time: `cargo bench --bench buffer` measured 44% of the unbuffered throughput with it, 70% to
-//! 93% with the slots (median and best round, on a busy 2-core machine). Here a save
+//! time: `cargo bench --bench buffer` measured 44% of the unbuffered throughput with it, 68%
+//! with the slots (medians on a 2-core machine). Here a save
 //! overwrites one of two 64-byte slots in turn (each with a sequence number and a CRC) and
 //! fsyncs once. A torn save spoils at most the slot being written, whose CRC then fails, and the
 //! other slot still holds the position before it: at worst a batch is delivered again.
