@@ -14,6 +14,7 @@
 //!    [`Sections`];
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
+mod buffer;
 mod byte_size;
 mod cdf;
 pub(crate) mod check;
@@ -36,6 +37,7 @@ mod task;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use buffer::{BufferConfig, BufferKind, WhenFull};
 pub use byte_size::{ByteSize, InvalidByteSize};
 pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
 pub(crate) use check::{check_token_url, expand_home};

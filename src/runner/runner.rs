@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_util::task::TaskTracker;
 
+use super::buffered;
 use super::coordinated::Coordination;
 use super::observer::RunObserver;
 use super::on_error::OnError;
@@ -53,6 +54,15 @@ pub enum Error {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A task's disk buffer could not be opened.
+    #[error("cannot open the disk buffer of task {task:?}")]
+    Buffer {
+        /// The task.
+        task: String,
+        /// Why.
+        #[source]
+        source: crate::buffer::Error,
     },
     /// Signal handlers could not be installed.
     #[error("cannot listen for signals")]
@@ -104,6 +114,8 @@ pub struct TaskSpec {
     pub on_error: OnError,
     /// A run past this is cancelled and counts as failed (`timeout`).
     pub timeout: Option<Duration>,
+    /// The disk buffer its records go through (`buffer: {type: disk}`), if any.
+    pub buffer: Option<config::BufferConfig>,
 }
 
 impl std::fmt::Debug for TaskSpec {
@@ -115,6 +127,7 @@ impl std::fmt::Debug for TaskSpec {
             .field("transform", &self.transform)
             .field("on_error", &self.on_error)
             .field("timeout", &self.timeout)
+            .field("buffer", &self.buffer)
             .finish_non_exhaustive()
     }
 }
@@ -282,6 +295,7 @@ impl RunnerBuilder {
                         message,
                     }],
                 })?;
+            let spec = buffered::attach(spec, &config, &host)?;
             let supervisor = Supervisor::new(spec, &host);
             match schedule {
                 Schedule::Startup => startup.push(supervisor),
