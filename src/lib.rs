@@ -23,6 +23,7 @@
 mod atomic_file;
 pub mod auth;
 pub mod backoff;
+pub(crate) mod buffer;
 pub mod cli;
 pub mod config;
 pub mod coordination;

@@ -14,6 +14,7 @@
 //!    [`Sections`];
 //! 5. attach file lines to the problems (`locate.rs`), or deserialize into [`Config`].
 
+mod buffer;
 mod byte_size;
 mod cdf;
 mod changes;
@@ -37,6 +38,7 @@ mod task;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use buffer::{BufferConfig, BufferKind, WhenFull};
 pub use byte_size::{ByteSize, InvalidByteSize};
 pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
 pub use changes::{Changes, Tree, FIXED_SECTIONS};

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+use super::buffer::BufferConfig;
 use super::cdf::CdfConfig;
 use super::check;
 use super::component::{BuildError, Catalog, ComponentConfig, Kind};
@@ -130,7 +131,8 @@ fn task(item: &Value, path: &KeyPath, checks: &Checks, out: &mut Vec<Problem>) {
     }
 }
 
-/// `on-error` and `dead-letter` go together; a zero `timeout` would fail every run.
+/// `on-error` and `dead-letter` go together; a zero `timeout` would fail every run; a buffer
+/// needs room.
 fn records(task: &TaskConfig, path: &KeyPath, out: &mut Vec<Problem>) {
     match (task.on_error, &task.dead_letter) {
         (OnErrorMode::DeadLetter, None) => out.push(Problem::new(
@@ -149,7 +151,30 @@ fn records(task: &TaskConfig, path: &KeyPath, out: &mut Vec<Problem>) {
     if task.timeout.is_some_and(|t| t.get().is_zero()) {
         out.push(Problem::new(&path.key("timeout"), "must be longer than 0s"));
     }
+    if let Some(buffer) = &task.buffer {
+        self::buffer(buffer, &path.key("buffer"), out);
+    }
 }
+
+/// A buffer needs room for a record, and a directory name if it is given one.
+fn buffer(buffer: &BufferConfig, path: &KeyPath, out: &mut Vec<Problem>) {
+    if buffer.max_size.bytes() < MIN_BUFFER_SIZE {
+        out.push(Problem::new(
+            &path.key("max-size"),
+            "must be at least 64KiB; it bounds the records waiting on disk",
+        ));
+    }
+    if buffer
+        .path
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        out.push(Problem::new(&path.key("path"), "must not be empty"));
+    }
+}
+
+/// The smallest `buffer.max-size`: below it, few records would fit.
+const MIN_BUFFER_SIZE: u64 = 64 << 10;
 
 /// Deserializes one top-level section when no shape problem lies within it.
 fn section<T: DeserializeOwned>(

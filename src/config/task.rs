@@ -6,12 +6,13 @@ use chrono::{DateTime, Months, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::buffer::BufferConfig;
 use super::component::ComponentConfig;
 use super::duration::HumanDuration;
 
 /// One extractor task. Keys other than `name`, `type`, `schedule`, `timeout`,
-/// `extraction-pipeline` and the record keys (`sink`, `transform`, `on-error`, `dead-letter`)
-/// belong to the task type, which parses them itself.
+/// `extraction-pipeline` and the record keys (`sink`, `transform`, `on-error`, `dead-letter`,
+/// `buffer`) belong to the task type, which parses them itself.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct TaskConfig {
@@ -41,6 +42,8 @@ pub struct TaskConfig {
     pub on_error: OnErrorMode,
     /// The JSON-lines file failed records are appended to, with `on-error: dead-letter`.
     pub dead_letter: Option<PathBuf>,
+    /// A durable disk buffer between the source and the sink (default: none).
+    pub buffer: Option<BufferConfig>,
     /// The task type's own keys.
     #[serde(flatten)]
     pub options: serde_json::Map<String, serde_json::Value>,

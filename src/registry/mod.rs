@@ -27,8 +27,8 @@ use serde_json::Value;
 
 use crate::auth::Provider;
 use crate::config::{
-    self, BuildError, Catalog, ComponentConfig, Config, Kind, OnErrorMode, Problem, Sections,
-    TaskConfig,
+    self, BufferKind, BuildError, Catalog, ComponentConfig, Config, Kind, OnErrorMode, Problem,
+    Sections, TaskConfig,
 };
 use crate::runner::{
     self, Destination, OnError, Plan, Runner, RunnerBuilder, Sink, Task, TaskSpec,
@@ -198,6 +198,7 @@ impl Registry {
                     transform,
                     on_error: on_error(task),
                     timeout: task.timeout.map(|t| t.get()),
+                    buffer: task.buffer.clone().filter(|b| b.kind == BufferKind::Disk),
                 }),
                 (built, destination, transform) => {
                     problems.extend(built.err().map(|e| e.locate(&at)).unwrap_or_default());

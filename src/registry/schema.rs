@@ -40,7 +40,7 @@ pub(super) fn assemble(registry: &Registry) -> Value {
     let common = |source: bool| {
         let mut properties = Map::new();
         let record_keys: &[&str] = match source {
-            true => &["transform", "on-error", "dead-letter"],
+            true => &["transform", "on-error", "dead-letter", "buffer"],
             false => &[],
         };
         for key in ["name", "schedule", "timeout", "extraction-pipeline"]

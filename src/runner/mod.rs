@@ -15,9 +15,14 @@
 //!   permit each run asks for (a task runs only while this replica holds its lease).
 //! - [`Reload`] (`reload.rs`, `roster.rs`): a new config applied to the running tasks: the
 //!   changed ones restarted, the others untouched; `token_watch.rs` keeps `/readyz` current.
+//! - `buffered.rs`, `buffer_sink.rs`, `drain.rs`: tasks with `buffer: {type: disk}`; runs append
+//!   to the task's disk buffer, and a drain loop per task delivers from it to the sink.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
 
+mod buffer_sink;
+mod buffered;
 mod coordinated;
+mod drain;
 mod observer;
 mod on_error;
 mod output;

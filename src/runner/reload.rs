@@ -16,6 +16,7 @@ use super::{token_watch, Plan, TaskSpec};
 use crate::auth::Provider;
 use crate::config::{Changes, Config, Problem};
 use crate::session::Session;
+use crate::telemetry::logging::error_chain;
 
 /// A checked config for a running runner, and where to say how applying it went.
 pub struct Reload {
@@ -50,7 +51,11 @@ pub enum ReloadError {
 /// What a runner keeps to apply reloads: the config in force, and the session and token watch
 /// a new `auth:` or `session:` replaces.
 pub(crate) struct Live {
+    /// The config last applied, to compare the next one with.
     pub(crate) config: Config,
+    /// The config the process started with: the settings read only at start (the state file,
+    /// where disk buffers live) come from it.
+    pub(crate) started: Config,
     pub(crate) sessions: watch::Sender<Session>,
     pub(crate) token_watch: JoinHandle<()>,
 }
@@ -86,7 +91,13 @@ impl Live {
             .collect();
         roster.stop(&stopping).await;
         for (spec, schedule) in starting {
-            roster.start(spec, schedule, host);
+            let name = spec.name.clone();
+            match Roster::prepare(spec, &self.started, host) {
+                Ok(prepared) => roster.add(prepared, schedule, false),
+                Err(error) => {
+                    tracing::error!(task = %name, error = %error_chain(&error), "cannot start the task with its new config");
+                }
+            }
         }
         self.config = config;
         Ok(changes)

@@ -10,12 +10,12 @@ use super::coordinated::Coordination;
 use super::observer::RunObserver;
 use super::on_error::OnError;
 use super::reload::{Live, Reload};
-use super::roster::Roster;
+use super::roster::{Prepared, Roster};
 use super::schedule::Schedule;
 use super::shutdown::Shutdown;
 use super::sink::Destination;
 use super::state::StateError;
-use super::supervisor::{Host, Supervisor};
+use super::supervisor::Host;
 use super::task::Task;
 use super::token_watch;
 use crate::auth::{Credentials, Provider};
@@ -53,6 +53,15 @@ pub enum Error {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A task's disk buffer could not be opened.
+    #[error("cannot open the disk buffer of task {task:?}")]
+    Buffer {
+        /// The task.
+        task: String,
+        /// Why.
+        #[source]
+        source: crate::buffer::Error,
     },
     /// Signal handlers could not be installed.
     #[error("cannot listen for signals")]
@@ -104,6 +113,8 @@ pub struct TaskSpec {
     pub on_error: OnError,
     /// A run past this is cancelled and counts as failed (`timeout`).
     pub timeout: Option<Duration>,
+    /// The disk buffer its records go through (`buffer: {type: disk}`), if any.
+    pub buffer: Option<config::BufferConfig>,
 }
 
 impl std::fmt::Debug for TaskSpec {
@@ -115,6 +126,7 @@ impl std::fmt::Debug for TaskSpec {
             .field("transform", &self.transform)
             .field("on_error", &self.on_error)
             .field("timeout", &self.timeout)
+            .field("buffer", &self.buffer)
             .finish_non_exhaustive()
     }
 }
@@ -277,8 +289,7 @@ impl RunnerBuilder {
             observers: observers.into(),
             permit: coordination.permit.clone(),
         };
-        let mut startup = Vec::new();
-        let mut others = Vec::new();
+        let mut tasks = Vec::new();
         for (index, spec) in plan.tasks.into_iter().enumerate() {
             let schedule =
                 Schedule::from_config(&spec.schedule).map_err(|message| Error::Tasks {
@@ -288,20 +299,17 @@ impl RunnerBuilder {
                         message,
                     }],
                 })?;
-            let supervisor = Supervisor::new(spec, &host);
-            match schedule {
-                Schedule::Startup => startup.push(supervisor),
-                schedule => others.push((supervisor, schedule)),
-            }
+            tasks.push((Roster::prepare(spec, &config, &host)?, schedule));
         }
 
         let grace = config.shutdown.grace_period.get();
         let live = Live {
+            started: config.clone(),
             config,
             sessions,
             token_watch,
         };
-        let result = run_tasks(startup, others, once, &host, live, reloads).await;
+        let result = run_tasks(tasks, once, &host, live, reloads).await;
 
         readiness.set_shutting_down();
         shutdown.trigger();
@@ -321,15 +329,17 @@ impl RunnerBuilder {
 }
 
 async fn run_tasks(
-    startup: Vec<Arc<Supervisor>>,
-    others: Vec<(Arc<Supervisor>, Schedule)>,
+    tasks: Vec<(Prepared, Schedule)>,
     once: bool,
     host: &Host,
     mut live: Live,
     mut reloads: Option<mpsc::Receiver<Reload>>,
 ) -> Result<(), Error> {
     let (shutdown, readiness) = (&host.shutdown, &host.readiness);
-    for supervisor in &startup {
+    let startup = tasks
+        .iter()
+        .map(|((supervisor, _), schedule)| (supervisor, schedule));
+    for (supervisor, _) in startup.filter(|(_, schedule)| matches!(schedule, Schedule::Startup)) {
         let outcome = tokio::select! {
             outcome = supervisor.run_now() => outcome,
             _ = shutdown.wait() => return Ok(()),
@@ -342,10 +352,14 @@ async fn run_tasks(
         }
     }
     readiness.set_startup_done();
-    tracing::info!(tasks = others.len() + startup.len(), "started");
+    tracing::info!(tasks = tasks.len(), "started");
     if once {
+        let others = tasks
+            .into_iter()
+            .filter(|(_, schedule)| !matches!(schedule, Schedule::Startup));
+        let others: Vec<_> = others.map(|((supervisor, _), _)| supervisor).collect();
         let total = others.len();
-        let runs = others.into_iter().map(|(supervisor, _)| async move {
+        let runs = others.into_iter().map(|supervisor| async move {
             let outcome = supervisor.run_now().await;
             (supervisor.name.to_string(), outcome)
         });
@@ -368,8 +382,8 @@ async fn run_tasks(
         };
     }
     let mut roster = Roster::default();
-    for (supervisor, schedule) in others {
-        roster.drive(supervisor, schedule);
+    for (prepared, schedule) in tasks {
+        roster.add(prepared, schedule, true);
     }
     loop {
         tokio::select! {

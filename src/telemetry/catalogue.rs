@@ -200,6 +200,51 @@ pub const HTTP_POLL_CURSOR_MISSING: Metric = Metric {
     help: "http-poll runs that delivered records but found no cursor at source.cursor on any page; the next run reads them again.",
 };
 
+/// Records in a task's disk buffer, not yet delivered (src/runner/drain.rs).
+pub const BUFFER_RECORDS: Metric = Metric {
+    name: "tapline_buffer_records",
+    kind: Kind::Gauge,
+    unit: None,
+    labels: &["task"],
+    help: "Records in the task's disk buffer waiting for the sink.",
+};
+
+/// Their bytes (src/runner/drain.rs).
+pub const BUFFER_BYTES: Metric = Metric {
+    name: "tapline_buffer_bytes",
+    kind: Kind::Gauge,
+    unit: Some(Unit::Bytes),
+    labels: &["task"],
+    help: "Bytes of the records in the task's disk buffer (counted against buffer.max-size).",
+};
+
+/// The alert: a sink that has not taken records for too long (src/runner/drain.rs).
+pub const BUFFER_OLDEST_AGE: Metric = Metric {
+    name: "tapline_buffer_oldest_record_age_seconds",
+    kind: Kind::Gauge,
+    unit: Some(Unit::Seconds),
+    labels: &["task"],
+    help: "How long ago the oldest record in the task's disk buffer was appended; 0 when empty.",
+};
+
+/// Records the drain delivered (src/runner/drain.rs).
+pub const BUFFER_DELIVERED: Metric = Metric {
+    name: "tapline_buffer_delivered_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task"],
+    help: "Records the sink accepted from the task's disk buffer.",
+};
+
+/// Damaged regions set aside (src/runner/drain.rs).
+pub const BUFFER_CORRUPT: Metric = Metric {
+    name: "tapline_buffer_corrupt_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["task"],
+    help: "Damaged regions of the task's disk buffer moved to its corrupt/ directory; their records are lost.",
+};
+
 /// Task leases this replica holds (src/coordination/events.rs).
 pub const COORDINATION_LEASES_HELD: Metric = Metric {
     name: "tapline_coordination_leases_held",
@@ -253,6 +298,11 @@ pub const ALL: &[Metric] = &[
     TASK_RECORDS_DROPPED,
     FILE_LINES_SKIPPED,
     HTTP_POLL_CURSOR_MISSING,
+    BUFFER_RECORDS,
+    BUFFER_BYTES,
+    BUFFER_OLDEST_AGE,
+    BUFFER_DELIVERED,
+    BUFFER_CORRUPT,
     COORDINATION_LEASES_HELD,
     COORDINATION_LEASE_CHANGES,
     COORDINATION_MEMBERS,

@@ -2,6 +2,7 @@
 //! the `tapline` binary), and one file per area.
 
 mod auth;
+mod buffer;
 mod cdf;
 mod cdf_runs;
 mod cdf_sdk;

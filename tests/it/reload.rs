@@ -31,6 +31,7 @@ impl Reloading {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let api = runtime.block_on(async { Api::start().await.verifying(idp()).await });
+        api.default_body(r#"[{"reading": 1}, {"reading": 2}]"#);
         Self {
             dir,
             runtime,
@@ -48,6 +49,17 @@ impl Reloading {
     /// The config with `tasks` polling every 200 ms, authenticated as `client` (its secret in a
     /// file named after it), checking for changes every 300 ms with `--watch`.
     fn yaml(&self, client: &Client, tasks: &[TaskLine<'_>], extra: &str) -> String {
+        self.yaml_with(client, tasks, extra, "{type: stdout}")
+    }
+
+    /// [`Reloading::yaml`] with each task's record keys (`sink:` and what goes with it) given.
+    fn yaml_with(
+        &self,
+        client: &Client,
+        tasks: &[TaskLine<'_>],
+        extra: &str,
+        sink: &str,
+    ) -> String {
         let secret = self.dir.path().join(format!("{}.secret", client.id));
         std::fs::write(&secret, &client.secret).unwrap();
         let mut text = format!(
@@ -61,7 +73,7 @@ impl Reloading {
         );
         for (name, path) in tasks {
             text.push_str(&format!(
-                "  - name: {name}\n    type: http-poll\n    schedule: {{interval: 200ms}}\n    source: {{url: '{path}', auth: session}}\n    sink: {{type: stdout}}\n"
+                "  - name: {name}\n    type: http-poll\n    schedule: {{interval: 200ms}}\n    source: {{url: '{path}', auth: session}}\n    sink: {sink}\n"
             ));
         }
         text
@@ -365,4 +377,30 @@ fn a_hundred_reloads_leak_no_tasks_threads_files_or_memory() {
     let (now, old) = ("/b0", "/b1"); // revision 110 is even
     assert!(it.hits_since(now, settled) > 0);
     assert_eq!(it.hits_since(old, settled), 0, "a stopped task still runs");
+}
+
+/// A task with a disk buffer restarted by a reload: its drain lets go of the buffer directory
+/// before the new one opens it, and delivery goes on.
+#[test]
+fn a_buffered_task_is_restarted_with_its_buffer() {
+    let mut it = Reloading::new();
+    let client = it.client();
+    let config = |batch: u32| {
+        let sink = format!("{{type: http, path: sink, batch-size: {batch}}}\n    buffer: {{type: disk, flush-interval: 100ms}}");
+        it.yaml_with(&client, &[("a", "/a")], "", &sink)
+    };
+    let (first, second) = (config(10), config(20));
+    it.publish(&first);
+    it.start(&["--watch"]);
+    let started = Instant::now();
+    it.wait_for("a delivery", || it.hits_since("/sink", started) > 0);
+    it.publish(&second);
+    it.wait_for("the reload", || it.reloads("applied") == 1.0);
+    let applied = Instant::now();
+    it.wait_for("deliveries after the reload", || {
+        it.hits_since("/sink", applied) > 1
+    });
+    let stderr = it.proc().stderr_text();
+    assert!(stderr.contains("restarted [a]"), "{stderr}");
+    assert!(!stderr.contains("cannot start the task"), "{stderr}");
 }
