@@ -63,30 +63,35 @@ fn run_tasks(
     watch: bool,
 ) -> Result<(), Error> {
     let path = config::config_path(flag.as_deref());
-    let config = registry.load(&path)?;
-    crate::telemetry::logging::init(&config.logging);
-    let watch = (watch || config.reload.watch).then(|| config.reload.interval.get());
-    let (reloads, received) = tokio::sync::mpsc::channel(1);
-    let runner = registry.runner(config)?.once(once).reloads(received);
+    let local = registry.load(&path)?;
+    crate::telemetry::logging::init(&local.logging);
+    let watch = (watch || local.reload.watch).then(|| local.reload.interval.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
     let result = runtime.block_on(async {
+        let start = crate::reload::Start::of(registry, &path, local).await?;
+        let (reloads, received) = tokio::sync::mpsc::channel(1);
+        let mut runner = registry.runner(start.config)?.once(once).reloads(received);
+        if let Some(credentials) = start.credentials {
+            runner = runner.credentials(credentials);
+        }
         let run = runner.run();
         tokio::pin!(run);
         if once {
-            return run.await;
+            return Ok(run.await?);
         }
-        tokio::select! {
+        let reloading = crate::reload::run(registry, path, watch, reloads, start.remote);
+        Ok::<(), Error>(tokio::select! {
             result = &mut run => result,
-            () = crate::reload::run(registry, path, watch, reloads) => run.await,
-        }
+            () = reloading => run.await,
+        }?)
     });
     // The runner has waited out the grace period and saved the state; a run still stuck in
     // blocking I/O (a sink on a hung filesystem) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    Ok(result?)
+    result
 }
 
 fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> Result<(), Error> {

@@ -40,6 +40,7 @@ use serde::Deserialize;
 
 pub use buffer::{BufferConfig, BufferKind, WhenFull};
 pub use byte_size::{ByteSize, InvalidByteSize};
+pub use cdf::REMOTE_CONFIG_KEYS;
 pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
 pub use changes::{Changes, Tree, FIXED_SECTIONS};
 pub(crate) use check::{check_token_url, expand_home};
@@ -48,7 +49,7 @@ pub use coordination::{CoordinationConfig, CoordinationType, PostgresConnection,
 pub use duration::{HumanDuration, InvalidDuration};
 pub(crate) use error::without_values;
 pub use error::{Error, Problem};
-pub use load::{config_path, load};
+pub use load::{config_path, load, parse_remote, LOCAL_KEYS};
 pub use runtime::{
     LogFormat, LoggingConfig, ReloadConfig, ServerConfig, ShutdownConfig, StateConfig, StateType,
 };

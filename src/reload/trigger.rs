@@ -1,5 +1,5 @@
-//! [`Triggers`]: when to read the config again: SIGHUP, or (with `watch`) a change of the file's
-//! content.
+//! [`Triggers`]: when to read the config again: SIGHUP, (with `watch`) a change of the file's
+//! content, or (with a remote config) its refresh period.
 //!
 //! Why poll the content rather than watch the file with inotify: Kubernetes updates a mounted
 //! ConfigMap by writing a new directory and swapping the `..data` symlink, which a watch on the
@@ -20,6 +20,8 @@ pub enum Cause {
     Signal,
     /// The file's content changed.
     Changed,
+    /// Time to look for a new revision of the remote config.
+    Refresh,
 }
 
 impl Cause {
@@ -28,6 +30,7 @@ impl Cause {
         match self {
             Self::Signal => "SIGHUP",
             Self::Changed => "file changed",
+            Self::Refresh => "remote config",
         }
     }
 }
@@ -36,6 +39,7 @@ impl Cause {
 pub struct Triggers {
     hangup: Signal,
     watch: Option<Watch>,
+    refresh: Option<Interval>,
 }
 
 /// The watched file and its last content.
@@ -46,17 +50,29 @@ struct Watch {
 }
 
 impl Triggers {
-    /// Listens for SIGHUP and, with `watch`, reads `path` at that interval.
-    pub fn new(path: PathBuf, watch: Option<Duration>) -> std::io::Result<Self> {
+    /// Listens for SIGHUP; with `watch`, reads `path` at that interval; with `refresh`, asks
+    /// for the remote config at that interval.
+    pub fn new(
+        path: PathBuf,
+        watch: Option<Duration>,
+        refresh: Option<Duration>,
+    ) -> std::io::Result<Self> {
         let watch = watch.map(|period| {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let last = std::fs::read(&path).ok();
             Watch { path, every, last }
         });
+        let refresh = refresh.map(|period| {
+            let start = tokio::time::Instant::now() + period;
+            let mut every = tokio::time::interval_at(start, period);
+            every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            every
+        });
         Ok(Self {
             hangup: signal(SignalKind::hangup())?,
             watch,
+            refresh,
         })
     }
 
@@ -68,9 +84,16 @@ impl Triggers {
                 None => std::future::pending().await,
             }
         };
+        let refresh = async {
+            match &mut self.refresh {
+                Some(every) => drop(every.tick().await),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.hangup.recv() => Cause::Signal,
             () = changed => Cause::Changed,
+            () = refresh => Cause::Refresh,
         }
     }
 }

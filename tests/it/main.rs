@@ -17,6 +17,7 @@ mod process;
 mod redaction;
 mod registry;
 mod reload;
+mod remote_config;
 mod replicas;
 mod runner;
 mod session;
