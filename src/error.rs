@@ -27,6 +27,9 @@ pub enum Error {
     /// `validate --check-auth`: the coordination database could not be reached (exit code 1).
     #[error(transparent)]
     Coordination(#[from] crate::coordination::Error),
+    /// The remote config could not be had (exit code 1; 2 for a cached one with problems).
+    #[error(transparent)]
+    RemoteConfig(#[from] crate::reload::StartError),
     /// Standard output could not be written (exit code 1).
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
@@ -36,12 +39,13 @@ impl Error {
     /// The process exit code: 2 for bad configuration, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) => 2,
+            Self::Config(_) | Self::RemoteConfig(crate::reload::StartError::Invalid(_)) => 2,
             Self::Run(error) => error.exit_code(),
             Self::Auth(_)
             | Self::Check { .. }
             | Self::Cdf(_)
             | Self::Coordination(_)
+            | Self::RemoteConfig(_)
             | Self::Stdout(_) => 1,
         }
     }

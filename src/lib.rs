@@ -12,6 +12,7 @@
 //! - [`coordination`]: replicas sharing the tasks through leases, and the state fenced by them.
 //! - [`runner`]: tasks, sinks, schedules, state, shutdown.
 //! - [`registry`]: the components a config names by `type` (providers, task types, sinks).
+//! - [`reload`]: the config read again on SIGHUP or when its file changes, applied while running.
 //! - [`tasks`], [`sinks`]: the built-in task types and sinks.
 //! - [`telemetry`]: logging, metrics and the health server.
 //! - [`transport`]: what every HTTP client shares (user agent, timeouts, proxy, CA bundle); below
@@ -32,6 +33,7 @@ pub mod postgres;
 pub mod prelude;
 pub mod redact;
 pub mod registry;
+pub mod reload;
 mod retry_after;
 pub mod runner;
 pub mod session;

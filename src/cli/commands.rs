@@ -15,7 +15,11 @@ use crate::{Error, Registry};
 
 pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
     match command {
-        Command::Run { config, once } => run_tasks(registry, config, once),
+        Command::Run {
+            config,
+            once,
+            watch,
+        } => run_tasks(registry, config, once, watch),
         Command::Validate { config, check_auth } => validate(registry, config, check_auth),
         Command::Token {
             config,
@@ -52,19 +56,42 @@ pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
     }
 }
 
-fn run_tasks(registry: &Registry, config: Option<PathBuf>, once: bool) -> Result<(), Error> {
-    let config = load(registry, config)?;
-    crate::telemetry::logging::init(&config.logging);
-    let runner = registry.runner(config)?.once(once);
+fn run_tasks(
+    registry: &Registry,
+    flag: Option<PathBuf>,
+    once: bool,
+    watch: bool,
+) -> Result<(), Error> {
+    let path = config::config_path(flag.as_deref());
+    let local = registry.load(&path)?;
+    crate::telemetry::logging::init(&local.logging);
+    let watch = (watch || local.reload.watch).then(|| local.reload.interval.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let result = runtime.block_on(runner.run());
+    let result = runtime.block_on(async {
+        let start = crate::reload::Start::of(registry, &path, local).await?;
+        let (reloads, received) = tokio::sync::mpsc::channel(1);
+        let mut runner = registry.runner(start.config)?.once(once).reloads(received);
+        if let Some(credentials) = start.credentials {
+            runner = runner.credentials(credentials);
+        }
+        let run = runner.run();
+        tokio::pin!(run);
+        if once {
+            return Ok(run.await?);
+        }
+        let reloading = crate::reload::run(registry, path, watch, reloads, start.remote);
+        Ok::<(), Error>(tokio::select! {
+            result = &mut run => result,
+            () = reloading => run.await,
+        }?)
+    });
     // The runner has waited out the grace period and saved the state; a run still stuck in
     // blocking I/O (a sink on a hung filesystem) must not keep the process alive.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    Ok(result?)
+    result
 }
 
 fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> Result<(), Error> {

@@ -38,6 +38,10 @@ enum Command {
         /// Run each task once, then exit.
         #[arg(long)]
         once: bool,
+        /// Re-read the config whenever its content changes (as `reload.watch: true`); SIGHUP
+        /// re-reads it in any case.
+        #[arg(long, conflicts_with = "once")]
+        watch: bool,
     },
     /// Load and check the config, printing every problem with its key path.
     Validate {

@@ -3,6 +3,8 @@
 //! sinks, the run reports, `validate --check-auth` and the default auth scope all need the same
 //! project and cluster.
 
+use std::path::PathBuf;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 use url::Url;
@@ -23,6 +25,30 @@ pub struct CdfConfig {
     /// The extraction pipeline every task's runs are reported to (a task may name its own with
     /// `extraction-pipeline:`).
     pub extraction_pipeline: Option<ExtractionPipelineConfig>,
+    /// Take everything but `auth:`, `cdf:`, `server:`, `logging:` and `reload:` from the config
+    /// of the extraction pipeline (`extraction-pipeline.external-id`), read again every
+    /// `remote-config-refresh`.
+    #[serde(default)]
+    pub remote_config: bool,
+    /// How often the pipeline's config is read again.
+    #[serde(default = "default_refresh")]
+    pub remote_config_refresh: HumanDuration,
+    /// Where the last good remote config is kept (mode 0600), so that a start while CDF is
+    /// unreachable still starts. Default: `./state/tapline-remote-config.json`, beside the
+    /// default state file.
+    pub remote_config_cache: Option<PathBuf>,
+}
+
+/// The keys of the `cdf:` block that only the local file has: they are left out of the config
+/// built from the pipeline's.
+pub const REMOTE_CONFIG_KEYS: [&str; 3] = [
+    "remote-config",
+    "remote-config-refresh",
+    "remote-config-cache",
+];
+
+fn default_refresh() -> HumanDuration {
+    HumanDuration::from_secs(300)
 }
 
 /// `extraction-pipeline: {external-id: plant-a-readings, heartbeat: 10m}`.
@@ -41,6 +67,19 @@ fn default_heartbeat() -> HumanDuration {
 }
 
 impl CdfConfig {
+    /// The pipeline whose config is used, with `remote-config`.
+    pub fn remote_pipeline(&self) -> Option<&str> {
+        let pipeline = self.extraction_pipeline.as_ref()?;
+        self.remote_config.then_some(pipeline.external_id.as_str())
+    }
+
+    /// `remote-config-cache`, or its default.
+    pub fn remote_config_cache(&self) -> PathBuf {
+        self.remote_config_cache
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("./state/tapline-remote-config.json"))
+    }
+
     /// The cluster's URL without a trailing `/`, from `base-url` or `cluster`.
     pub fn base_url(&self) -> String {
         match (&self.base_url, &self.cluster) {
@@ -102,6 +141,18 @@ impl CdfConfig {
                 let key = "extraction-pipeline.heartbeat";
                 problems.push(BuildError::at(key, "must be longer than 0s"));
             }
+        }
+        if self.remote_config && self.extraction_pipeline.is_none() {
+            problems.push(BuildError::at(
+                "remote-config",
+                "the config comes from an extraction pipeline: give extraction-pipeline.external-id",
+            ));
+        }
+        if self.remote_config_refresh.get().is_zero() {
+            problems.push(BuildError::at(
+                "remote-config-refresh",
+                "must be longer than 0s",
+            ));
         }
         BuildError::all(problems).map_or(Ok(()), Err)
     }

@@ -17,6 +17,7 @@
 mod buffer;
 mod byte_size;
 mod cdf;
+mod changes;
 pub(crate) mod check;
 mod component;
 mod coordination;
@@ -39,15 +40,19 @@ use serde::Deserialize;
 
 pub use buffer::{BufferConfig, BufferKind, WhenFull};
 pub use byte_size::{ByteSize, InvalidByteSize};
+pub use cdf::REMOTE_CONFIG_KEYS;
 pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
+pub use changes::{Changes, Tree, FIXED_SECTIONS};
 pub(crate) use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
 pub use coordination::{CoordinationConfig, CoordinationType, PostgresConnection, Tls};
 pub use duration::{HumanDuration, InvalidDuration};
 pub(crate) use error::without_values;
 pub use error::{Error, Problem};
-pub use load::{config_path, load};
-pub use runtime::{LogFormat, LoggingConfig, ServerConfig, ShutdownConfig, StateConfig, StateType};
+pub use load::{config_path, load, parse_remote, LOCAL_KEYS};
+pub use runtime::{
+    LogFormat, LoggingConfig, ReloadConfig, ServerConfig, ShutdownConfig, StateConfig, StateType,
+};
 pub use secret::{read_secret_file, SecretFileError, SecretSource};
 pub use sections::Sections;
 pub use session::{RetryConfig, SessionConfig};
@@ -83,8 +88,15 @@ pub struct Config {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Reloading the config while running.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// Cognite Data Fusion: the project the `cdf-*` sinks write to, and extraction pipeline runs.
     pub cdf: Option<CdfConfig>,
+    /// The checked tree, to compare with a reloaded config ([`Changes`]).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub tree: Tree,
 }
 
 /// The JSON Schema of the configuration file without its components (`auth:`, task types,

@@ -14,6 +14,7 @@ use super::check;
 use super::component::{BuildError, Catalog, ComponentConfig, Kind};
 use super::coordination::{self, CoordinationConfig};
 use super::error::Problem;
+use super::load::LOCAL_KEYS;
 use super::path::KeyPath;
 use super::runtime::StateConfig;
 use super::sections::Sections;
@@ -43,6 +44,9 @@ pub(crate) fn check(
     let cdf = section::<CdfConfig>(tree, "cdf", &sound);
     if let Some(cdf) = &cdf {
         found(cdf.check(), &root.key("cdf"), &mut out);
+    }
+    if cdf.as_ref().is_some_and(|cdf| cdf.remote_config) {
+        remote_only(tree, &mut out);
     }
     let sections = Sections { cdf };
     if let Some(block) = section::<ComponentConfig>(tree, "auth", &sound) {
@@ -177,6 +181,18 @@ fn buffer(buffer: &BufferConfig, path: &KeyPath, out: &mut Vec<Problem>) {
 const MIN_BUFFER_SIZE: u64 = 64 << 10;
 
 /// Deserializes one top-level section when no shape problem lies within it.
+/// With `cdf.remote-config`, the local file holds only what the remote config cannot: each
+/// other top-level key is a problem.
+fn remote_only(tree: &Value, out: &mut Vec<Problem>) {
+    let keys = tree.as_object().into_iter().flat_map(|map| map.keys());
+    for key in keys.filter(|key| !LOCAL_KEYS.contains(&key.as_str())) {
+        out.push(Problem::new(
+            &KeyPath::root().key(key),
+            "with cdf.remote-config this comes from the extraction pipeline's config; move it there",
+        ));
+    }
+}
+
 fn section<T: DeserializeOwned>(
     tree: &Value,
     key: &str,

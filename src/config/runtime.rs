@@ -113,6 +113,32 @@ pub enum LogFormat {
     Json,
 }
 
+/// Reloading the config while running (SIGHUP always re-reads it).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Re-read the config file whenever its content changes (as `tapline run --watch`). The
+    /// file is read through its symlinks, so Kubernetes' ConfigMap updates are seen.
+    #[serde(default)]
+    pub watch: bool,
+    /// How often the file is read to look for a change, with `watch`.
+    #[serde(default = "default_watch_interval")]
+    pub interval: HumanDuration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: false,
+            interval: default_watch_interval(),
+        }
+    }
+}
+
+fn default_watch_interval() -> HumanDuration {
+    HumanDuration::from_secs(3)
+}
+
 /// Graceful shutdown.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

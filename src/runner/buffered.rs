@@ -18,10 +18,31 @@ use crate::backoff::{Backoff, Jitter};
 use crate::buffer::{DiskBuffer, Limits, Recovery};
 use crate::config::{BufferConfig, Config};
 
-/// Opens `spec`'s buffer, if it has one, and starts its drain; returns the spec its runs use.
-pub(crate) fn attach(mut spec: TaskSpec, config: &Config, host: &Host) -> Result<TaskSpec, Error> {
+/// A running drain: stopping it cancels a delivery in progress (that batch stays in the buffer
+/// and is delivered again), and the buffer directory is free once it has ended.
+pub(crate) struct DrainHandle {
+    stop: CancellationToken,
+    ended: tokio::task::JoinHandle<()>,
+}
+
+impl DrainHandle {
+    /// Stops the drain now and waits until it has let go of the buffer (a reload that stops
+    /// or changes the task; at shutdown the drain stops by itself after the grace period).
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.ended.await;
+    }
+}
+
+/// Opens `spec`'s buffer, if it has one, and starts its drain; returns the spec its runs use,
+/// and the drain.
+pub(crate) fn attach(
+    mut spec: TaskSpec,
+    config: &Config,
+    host: &Host,
+) -> Result<(TaskSpec, Option<DrainHandle>), Error> {
     let (Some(buffer), Some(destination)) = (&spec.buffer, &spec.destination) else {
-        return Ok(spec);
+        return Ok((spec, None));
     };
     let dir = directory(buffer, &config.state.path, &spec.name);
     let limits = Limits::new(buffer.max_size.bytes());
@@ -32,7 +53,7 @@ pub(crate) fn attach(mut spec: TaskSpec, config: &Config, host: &Host) -> Result
     let disk = Arc::new(disk);
     let ctx = TaskContext::new(
         &spec.name,
-        &host.session,
+        &host.sessions.borrow(),
         host.state.handle(&spec.name),
         CancellationToken::new(),
     )
@@ -43,6 +64,7 @@ pub(crate) fn attach(mut spec: TaskSpec, config: &Config, host: &Host) -> Result
         buffer: disk.clone(),
         destination: destination.clone(),
         ctx,
+        sessions: host.sessions.clone(),
         flush_interval: buffer.flush_interval.get(),
         retry: Backoff::new(
             retries.initial_backoff.get(),
@@ -52,7 +74,8 @@ pub(crate) fn attach(mut spec: TaskSpec, config: &Config, host: &Host) -> Result
         shutdown: host.shutdown.clone(),
         grace: config.shutdown.grace_period.get(),
     };
-    host.tracker.spawn(drain.run());
+    let stop = drain.ctx.cancellation().clone();
+    let ended = host.tracker.spawn(drain.run());
     spec.destination = Some(Destination {
         sink: Arc::new(BufferSink {
             buffer: disk,
@@ -60,7 +83,7 @@ pub(crate) fn attach(mut spec: TaskSpec, config: &Config, host: &Host) -> Result
         }),
         batch_size: destination.batch_size,
     });
-    Ok(spec)
+    Ok((spec, Some(DrainHandle { stop, ended })))
 }
 
 /// `buffer.path`, or `buffer/<task>` beside the state file.

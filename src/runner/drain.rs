@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::buffer_sink::now_ms;
@@ -24,6 +25,7 @@ use super::sink::Destination;
 use super::task::{TaskContext, TaskError};
 use crate::backoff::Backoff;
 use crate::buffer::{Batch, Corrupt, DiskBuffer};
+use crate::session::Session;
 use crate::telemetry::catalogue;
 use crate::telemetry::logging::error_chain;
 
@@ -35,6 +37,8 @@ pub(crate) struct Drain {
     /// The drain's own context: its cancellation fires when the grace period ends, not at
     /// shutdown, so that a delivery in progress at SIGTERM may finish.
     pub(crate) ctx: TaskContext,
+    /// The latest session: a reload of `auth:` or `session:` reaches the drain at its next batch.
+    pub(crate) sessions: watch::Receiver<Session>,
     pub(crate) flush_interval: Duration,
     pub(crate) retry: Backoff,
     pub(crate) shutdown: Shutdown,
@@ -140,7 +144,8 @@ impl Drain {
         self.report_age(&batch);
         let mut delays = self.retry.delays();
         while !records.is_empty() {
-            let delivered = match self.destination.sink.deliver(&self.ctx, &records).await {
+            let ctx = self.with_latest_session();
+            let delivered = match self.destination.sink.deliver(&ctx, &records).await {
                 Ok(()) => self.ctx.rejects.sync().await,
                 Err(error) => Err(error),
             };
@@ -162,6 +167,13 @@ impl Drain {
             tokio::time::sleep(delay).await;
         }
         self.acknowledge(batch, records.len() as u64).await;
+    }
+
+    /// The drain's context with the session in force now.
+    fn with_latest_session(&self) -> TaskContext {
+        let mut ctx = self.ctx.clone();
+        ctx.session = self.sessions.borrow().for_task(self.ctx.name());
+        ctx
     }
 
     /// The batch's records as JSON. A record that passed its CRC but is not JSON was written by

@@ -13,6 +13,8 @@
 //!   replicas under their task leases.
 //! - `coordinated`, `permit`: with `coordination:`, the lease keeper beside the tasks, and the
 //!   permit each run asks for (a task runs only while this replica holds its lease).
+//! - [`Reload`] (`reload.rs`, `roster.rs`): a new config applied to the running tasks: the
+//!   changed ones restarted, the others untouched; `token_watch.rs` keeps `/readyz` current.
 //! - `buffered.rs`, `buffer_sink.rs`, `drain.rs`: tasks with `buffer: {type: disk}`; runs append
 //!   to the task's disk buffer, and a drain loop per task delivers from it to the sink.
 //! - [`Runner`]: ties them together, running the [`Plan`] the registry built from the config.
@@ -25,6 +27,8 @@ mod observer;
 mod on_error;
 mod output;
 mod permit;
+mod reload;
+mod roster;
 #[allow(clippy::module_inception)]
 mod runner;
 mod schedule;
@@ -33,11 +37,13 @@ mod sink;
 mod state;
 mod supervisor;
 mod task;
+mod token_watch;
 
 pub(crate) use crate::telemetry::logging::error_chain;
 pub use observer::{RunObserver, RunReport};
 pub use on_error::OnError;
 pub use output::{Mark, Output};
+pub use reload::{Reload, ReloadError};
 pub use runner::{Error, Plan, Runner, RunnerBuilder, TaskSpec};
 pub use schedule::Schedule;
 pub use shutdown::Shutdown;

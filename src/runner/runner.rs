@@ -1,27 +1,26 @@
 //! [`Runner`]: builds the tasks from the config and runs them until shutdown (or once).
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
-use super::buffered;
 use super::coordinated::Coordination;
 use super::observer::RunObserver;
 use super::on_error::OnError;
-use super::schedule::{Schedule, RESTART_BACKOFF};
+use super::reload::{Live, Reload};
+use super::roster::{Prepared, Roster};
+use super::schedule::Schedule;
 use super::shutdown::Shutdown;
 use super::sink::Destination;
 use super::state::StateError;
-use super::supervisor::{Host, Supervisor};
+use super::supervisor::Host;
 use super::task::Task;
+use super::token_watch;
 use crate::auth::{Credentials, Provider};
-use crate::backoff::{Backoff, Jitter};
 use crate::config::{self, Config, Problem};
 use crate::session::Session;
-use crate::telemetry::logging::error_chain;
 use crate::telemetry::{self, Readiness, ServerState};
 use crate::transform::Program;
 
@@ -163,6 +162,7 @@ impl Runner {
             signals: true,
             readiness: Readiness::new(),
             observers: Vec::new(),
+            reloads: None,
         }
     }
 }
@@ -177,9 +177,16 @@ pub struct RunnerBuilder {
     signals: bool,
     readiness: Readiness,
     observers: Vec<Arc<dyn RunObserver>>,
+    reloads: Option<mpsc::Receiver<Reload>>,
 }
 
 impl RunnerBuilder {
+    /// Applies each [`Reload`] sent here to the running tasks (`tapline run --watch`, SIGHUP).
+    pub fn reloads(mut self, reloads: mpsc::Receiver<Reload>) -> Self {
+        self.reloads = Some(reloads);
+        self
+    }
+
     /// Tells `observer` how every run ended, and runs its [`RunObserver::watch`] beside the tasks.
     pub fn observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
         self.observers.push(observer);
@@ -227,6 +234,7 @@ impl RunnerBuilder {
             signals,
             readiness,
             observers,
+            reloads,
         } = self;
         // First, so that nothing recorded from here on (token requests included) is lost.
         let metrics = telemetry::metrics::install();
@@ -261,11 +269,7 @@ impl RunnerBuilder {
                 background.push(tokio::spawn(telemetry::metrics::upkeep(metrics)));
             }
         }
-        background.push(tokio::spawn(supervise_token_watch(
-            credentials,
-            readiness.clone(),
-            shutdown.clone(),
-        )));
+        let token_watch = token_watch::spawn(credentials, readiness.clone(), shutdown.clone());
 
         for observer in &observers {
             let (observer, session) = (observer.clone(), session.clone());
@@ -275,8 +279,9 @@ impl RunnerBuilder {
             }));
         }
         let tracker = TaskTracker::new();
+        let (sessions, sessions_rx) = watch::channel(session);
         let host = Host {
-            session,
+            sessions: sessions_rx,
             state: state.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
@@ -284,8 +289,7 @@ impl RunnerBuilder {
             observers: observers.into(),
             permit: coordination.permit.clone(),
         };
-        let mut startup = Vec::new();
-        let mut others = Vec::new();
+        let mut tasks = Vec::new();
         for (index, spec) in plan.tasks.into_iter().enumerate() {
             let schedule =
                 Schedule::from_config(&spec.schedule).map_err(|message| Error::Tasks {
@@ -295,20 +299,21 @@ impl RunnerBuilder {
                         message,
                     }],
                 })?;
-            let spec = buffered::attach(spec, &config, &host)?;
-            let supervisor = Supervisor::new(spec, &host);
-            match schedule {
-                Schedule::Startup => startup.push(supervisor),
-                schedule => others.push((supervisor, schedule)),
-            }
+            tasks.push((Roster::prepare(spec, &config, &host)?, schedule));
         }
 
-        let result = run_tasks(startup, others, once, &shutdown, &readiness).await;
+        let grace = config.shutdown.grace_period.get();
+        let live = Live {
+            started: config.clone(),
+            config,
+            sessions,
+            token_watch,
+        };
+        let result = run_tasks(tasks, once, &host, live, reloads).await;
 
         readiness.set_shutting_down();
         shutdown.trigger();
         tracker.close();
-        let grace = config.shutdown.grace_period.get();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
             tracing::warn!(grace_period = ?grace, "tasks still running after the grace period; abandoning them");
         }
@@ -324,13 +329,17 @@ impl RunnerBuilder {
 }
 
 async fn run_tasks(
-    startup: Vec<Arc<Supervisor>>,
-    others: Vec<(Arc<Supervisor>, Schedule)>,
+    tasks: Vec<(Prepared, Schedule)>,
     once: bool,
-    shutdown: &Shutdown,
-    readiness: &Readiness,
+    host: &Host,
+    mut live: Live,
+    mut reloads: Option<mpsc::Receiver<Reload>>,
 ) -> Result<(), Error> {
-    for supervisor in &startup {
+    let (shutdown, readiness) = (&host.shutdown, &host.readiness);
+    let startup = tasks
+        .iter()
+        .map(|((supervisor, _), schedule)| (supervisor, schedule));
+    for (supervisor, _) in startup.filter(|(_, schedule)| matches!(schedule, Schedule::Startup)) {
         let outcome = tokio::select! {
             outcome = supervisor.run_now() => outcome,
             _ = shutdown.wait() => return Ok(()),
@@ -343,10 +352,14 @@ async fn run_tasks(
         }
     }
     readiness.set_startup_done();
-    tracing::info!(tasks = others.len() + startup.len(), "started");
+    tracing::info!(tasks = tasks.len(), "started");
     if once {
+        let others = tasks
+            .into_iter()
+            .filter(|(_, schedule)| !matches!(schedule, Schedule::Startup));
+        let others: Vec<_> = others.map(|((supervisor, _), _)| supervisor).collect();
         let total = others.len();
-        let runs = others.into_iter().map(|(supervisor, _)| async move {
+        let runs = others.into_iter().map(|supervisor| async move {
             let outcome = supervisor.run_now().await;
             (supervisor.name.to_string(), outcome)
         });
@@ -368,70 +381,28 @@ async fn run_tasks(
             }),
         };
     }
-    let drivers: Vec<_> = others
-        .into_iter()
-        .map(|(supervisor, schedule)| tokio::spawn(supervisor.drive(schedule)))
-        .collect();
-    shutdown.wait().await;
-    for driver in drivers {
-        let _ = driver.await;
+    let mut roster = Roster::default();
+    for (prepared, schedule) in tasks {
+        roster.add(prepared, schedule, true);
     }
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            Some(reload) = next(&mut reloads) => {
+                let applied = live.apply(reload.config, reload.plan, &mut roster, host).await;
+                let _ = reload.done.send(applied);
+            }
+        }
+    }
+    live.token_watch.abort();
+    roster.join().await;
     Ok(())
 }
 
-/// How soon [`watch_token`] asks again while no token can be had: 400 ms doubling to 30 s.
-const TOKEN_WATCH_RETRY: Backoff = Backoff::new(
-    Duration::from_millis(400),
-    Duration::from_secs(30),
-    Jitter::None,
-);
-
-/// Runs [`watch_token`] and, should it panic, takes readiness down, says so and starts it again
-/// after a restart delay: the watcher never dies silently, leaving `/readyz` stuck where it was.
-async fn supervise_token_watch(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
-    let mut delays = RESTART_BACKOFF.delays();
-    loop {
-        let watch = watch_token(credentials.clone(), readiness.clone(), shutdown.clone());
-        if AssertUnwindSafe(watch).catch_unwind().await.is_ok() {
-            return;
-        }
-        readiness.set_token_ok(false);
-        let delay = delays.next().unwrap_or_default();
-        tracing::error!(
-            restart_in_seconds = delay.as_secs_f64(),
-            "the token watcher panicked; not ready until it has a token again"
-        );
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-    }
-}
-
-/// Keeps the `token_ok` readiness flag current: true once a token is at hand, false while none
-/// can be had (the cache only errs when the token has expired and cannot be refreshed).
-async fn watch_token(credentials: Credentials, readiness: Readiness, shutdown: Shutdown) {
-    let mut retries = TOKEN_WATCH_RETRY.delays();
-    loop {
-        let wait = match credentials.token().await {
-            Ok(None) => {
-                readiness.set_token_ok(true);
-                return;
-            }
-            Ok(Some(_)) => {
-                readiness.set_token_ok(true);
-                retries.reset();
-                Duration::from_secs(5)
-            }
-            Err(error) => {
-                readiness.set_token_ok(false);
-                tracing::warn!(error = %error_chain(&error), "no access token; not ready");
-                retries.next().unwrap_or_default()
-            }
-        };
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
+/// The next reload, or never without a reload channel.
+async fn next(reloads: &mut Option<mpsc::Receiver<Reload>>) -> Option<Reload> {
+    match reloads {
+        Some(reloads) => reloads.recv().await,
+        None => std::future::pending().await,
     }
 }

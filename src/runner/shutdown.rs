@@ -1,7 +1,7 @@
 //! Shutdown: one [`Shutdown`] handle, cloned into every place that must stop, over a
 //! cancellation token; SIGTERM or SIGINT fires it, a second signal ends the process at once.
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Tells whether shutdown has started, and waits for it.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +28,26 @@ impl Shutdown {
     /// Resolves once shutdown has started.
     pub async fn wait(&self) {
         self.token.cancelled().await
+    }
+
+    /// A handle that fires with this one, and can also be fired alone (one task's stop).
+    pub fn child(&self) -> Self {
+        Self {
+            token: self.token.child_token(),
+        }
+    }
+
+    /// Cancels `token` when this fires, until the returned guard is dropped (which cancels
+    /// `token` too, ending the link): for a token that has another parent already.
+    pub(crate) fn cancels(&self, token: &CancellationToken) -> DropGuard {
+        let (this, linked) = (self.token.clone(), token.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = this.cancelled() => linked.cancel(),
+                _ = linked.cancelled() => {}
+            }
+        });
+        token.clone().drop_guard()
     }
 
     /// The token cancelled at shutdown, as handed to tasks.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::{watch, Notify};
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -70,7 +71,9 @@ impl RunOutcome {
 /// What the runs of every task share.
 #[derive(Clone)]
 pub(crate) struct Host {
-    pub(crate) session: Session,
+    /// The session of the runs from now on: a reload that changes `auth:` or `session:` sends
+    /// a new one, and each run takes the latest when it starts.
+    pub(crate) sessions: watch::Receiver<Session>,
     pub(crate) state: StateStore,
     pub(crate) shutdown: super::Shutdown,
     pub(crate) tracker: TaskTracker,
@@ -87,21 +90,24 @@ pub(crate) struct Supervisor {
     transform: Option<Program>,
     on_error: OnError,
     timeout: Option<Duration>,
-    pub(crate) session: Session,
+    sessions: watch::Receiver<Session>,
     pub(crate) state: StateStore,
+    /// This task's own: fired by shutdown, or by a reload that stops or changes the task.
     pub(crate) shutdown: super::Shutdown,
     pub(crate) tracker: TaskTracker,
     readiness: Readiness,
     observers: Arc<[Arc<dyn RunObserver>]>,
     permit: Permit,
     running: AtomicBool,
+    /// Told when a run ends, for [`Supervisor::stop`].
+    ended: Notify,
 }
 
 impl Supervisor {
     pub(crate) fn new(spec: TaskSpec, host: &Host) -> Arc<Self> {
         let host = host.clone();
         Arc::new(Self {
-            session: host.session.for_task(&spec.name),
+            sessions: host.sessions,
             name: spec.name.into(),
             task: spec.task,
             destination: spec.destination,
@@ -109,13 +115,27 @@ impl Supervisor {
             on_error: spec.on_error,
             timeout: spec.timeout,
             state: host.state,
-            shutdown: host.shutdown,
+            shutdown: host.shutdown.child(),
             tracker: host.tracker,
             readiness: host.readiness,
             observers: host.observers,
             permit: host.permit,
             running: AtomicBool::new(false),
+            ended: Notify::new(),
         })
+    }
+
+    /// Stops the task: no new run starts, a run in progress is cancelled as at shutdown (what
+    /// it delivered is saved), and this returns once it has ended.
+    pub(crate) async fn stop(&self) {
+        self.shutdown.trigger();
+        loop {
+            let ended = self.ended.notified();
+            if !self.running.load(Ordering::Acquire) {
+                return;
+            }
+            ended.await;
+        }
     }
 
     /// Starts a run unless one is still going (then counts it as skipped and returns `None`),
@@ -131,8 +151,14 @@ impl Supervisor {
         Some(self.tracker.spawn(async move {
             let outcome = this.run(guard).await;
             this.running.store(false, Ordering::Release);
+            this.ended.notify_waiters();
             outcome
         }))
+    }
+
+    /// The latest session, as this task's.
+    fn session(&self) -> Session {
+        self.sessions.borrow().for_task(&self.name)
     }
 
     /// Runs once now and waits for the outcome.
@@ -146,8 +172,10 @@ impl Supervisor {
     async fn run(&self, guard: RunGuard) -> RunOutcome {
         let span = tracing::info_span!("task", task = %self.name);
         let rejects = Arc::new(Rejects::new(self.name.clone(), self.on_error.clone()));
-        // The run's own token: shutdown cancels it, so do a lost lease and the run's timeout.
+        // The run's own token: shutdown cancels it, so do a lost lease, the run's timeout and
+        // a reload that stops the task.
         let cancel = guard.token().child_token();
+        let _linked = self.shutdown.cancels(&cancel);
         if let Err(error) = self.state.prepare(&self.name, guard.generation()).await {
             tracing::error!(task = %self.name, error = %error_chain(&error), "cannot load the task's state; not running it");
             count(&self.name, RunOutcome::Failure);
@@ -155,7 +183,7 @@ impl Supervisor {
         }
         let ctx = TaskContext {
             name: self.name.clone(),
-            session: self.session.clone(),
+            session: self.session(),
             cancel: cancel.clone(),
             state: self.state.handle(&self.name),
             span: span.clone(),
@@ -221,7 +249,7 @@ impl Supervisor {
             error,
         };
         for observer in self.observers.iter() {
-            observer.run_ended(&self.session, &report).await;
+            observer.run_ended(&self.session(), &report).await;
         }
     }
 

@@ -272,6 +272,15 @@ pub const COORDINATION_MEMBERS: Metric = Metric {
     help: "Live replicas sharing the tasks, this one included, as of its last heartbeat.",
 };
 
+/// Config reloads (src/reload/).
+pub const CONFIG_RELOADS: Metric = Metric {
+    name: "tapline_config_reloads_total",
+    kind: Kind::Counter,
+    unit: None,
+    labels: &["result"],
+    help: "Config reloads (SIGHUP, a changed file with --watch); result is applied, or rejected (the new config has problems or gets no token: nothing changed).",
+};
+
 /// The whole catalogue.
 pub const ALL: &[Metric] = &[
     HTTP_REQUESTS,
@@ -297,6 +306,7 @@ pub const ALL: &[Metric] = &[
     COORDINATION_LEASES_HELD,
     COORDINATION_LEASE_CHANGES,
     COORDINATION_MEMBERS,
+    CONFIG_RELOADS,
 ];
 
 #[cfg(test)]

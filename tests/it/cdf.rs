@@ -3,6 +3,7 @@
 //! upserts; records our checks refuse; and the config rules of the `cdf:` block.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -123,8 +124,15 @@ async fn write_and_read_back(faults: f64, token_ttl: u64) {
         "",
     );
     server.faults(faults);
+    if faults > 0.0 {
+        // Slow enough that the run outlives its first token (each task sends 6 or more
+        // requests, 2.4 s or more; a 3 s token is renewed after half its life), so the
+        // refresh under faults is always exercised.
+        server.delay(Duration::from_millis(400));
+    }
     let result = run_once(config).await;
     server.faults(0.0);
+    server.delay(Duration::ZERO);
     assert_eq!(result.code, 0, "{}", result.stderr);
 
     let rows = sdk.run("rows", &["plant", "readings"]).await;

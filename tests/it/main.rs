@@ -16,6 +16,8 @@ mod login;
 mod process;
 mod redaction;
 mod registry;
+mod reload;
+mod remote_config;
 mod replicas;
 mod runner;
 mod session;

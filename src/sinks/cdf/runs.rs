@@ -125,7 +125,7 @@ impl RunObserver for ExtractionPipelineRuns {
 }
 
 /// One run report; the message cut to CDF's limit, left out when empty.
-fn item(pipeline: &str, status: &str, message: &str) -> Value {
+pub(crate) fn item(pipeline: &str, status: &str, message: &str) -> Value {
     let created = chrono::Utc::now().timestamp_millis();
     let mut item = json!({"externalId": pipeline, "status": status, "createdTime": created});
     if !message.is_empty() {

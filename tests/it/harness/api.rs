@@ -94,6 +94,8 @@ struct Shared {
     recorded: Mutex<Vec<Recorded>>,
     revoked: Mutex<HashSet<String>>,
     always_unauthorized: Mutex<bool>,
+    /// The body of the 200 answered to a request without a scripted reply.
+    default_body: Mutex<Option<String>>,
     verifier: Mutex<Option<Verifier>>,
     active: AtomicUsize,
     peak: AtomicUsize,
@@ -197,6 +199,12 @@ impl Api {
         self.shared.revoked.lock().unwrap().insert(value);
     }
 
+    /// Answers `body` (with 200) to every request that has no scripted reply, instead of
+    /// `{"ok":true}`.
+    pub fn default_body(&self, body: &str) {
+        *self.shared.default_body.lock().unwrap() = Some(body.to_string());
+    }
+
     /// Answers 401 to every request.
     pub fn always_unauthorized(&self) {
         *self.shared.always_unauthorized.lock().unwrap() = true;
@@ -269,7 +277,9 @@ async fn respond(shared: &Shared, at: Instant, request: Request) -> Response {
         .get_mut(&path)
         .and_then(VecDeque::pop_front);
     let Some(reply) = reply else {
-        return (StatusCode::OK, r#"{"ok":true}"#).into_response();
+        let body = shared.default_body.lock().unwrap().clone();
+        let body = body.unwrap_or_else(|| r#"{"ok":true}"#.to_string());
+        return (StatusCode::OK, body).into_response();
     };
     if let Some(hang) = reply.hang {
         tokio::time::sleep(hang).await;

@@ -1,6 +1,8 @@
 //! Extraction pipeline runs: `POST /extpipes/runs` (status `success`, `failure` or `seen`, a
 //! message of at most 1,000 characters, a registered pipeline) and the SDK's two ways to list
-//! them (`GET /extpipes/runs?externalId=` and `POST /extpipes/runs/list`), newest first.
+//! them (`GET /extpipes/runs?externalId=` and `POST /extpipes/runs/list`), newest first; and
+//! config revisions: `POST /extpipes/config` adds one, `GET /extpipes/config?externalId=
+//! [&revision=]` reads the newest (or the one named).
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -86,4 +88,44 @@ fn describe(run: &Run) -> Value {
         out["message"] = message.clone().into();
     }
     out
+}
+
+pub fn create_config(store: &mut Store, body: &Value) -> Answer {
+    let id = body["externalId"]
+        .as_str()
+        .ok_or_else(|| bad("externalId is required"))?;
+    let text = body["config"]
+        .as_str()
+        .ok_or_else(|| bad("config must be a string"))?;
+    if !store.pipelines.contains(id) {
+        return Err(missing(
+            "Extraction pipeline not found",
+            vec![json!({"externalId": id})],
+        ));
+    }
+    let revision = store.add_config(id, text);
+    Ok(ok(StatusCode::CREATED, describe_config(id, revision, text)))
+}
+
+pub fn get_config(store: &Store, query: &str) -> Answer {
+    let id = param(query, "externalId").ok_or_else(|| bad("externalId is required"))?;
+    let wanted: Option<i64> = param(query, "revision").and_then(|r| r.parse().ok());
+    let found = store
+        .configs
+        .get(id.as_ref())
+        .and_then(|revisions| match wanted {
+            Some(n) => revisions.iter().find(|(revision, _)| *revision == n),
+            None => revisions.last(),
+        });
+    match found {
+        Some((revision, text)) => Ok(ok(StatusCode::OK, describe_config(&id, *revision, text))),
+        None => Err(super::reply::cdf_error(
+            StatusCode::NOT_FOUND,
+            "Extraction pipeline config not found",
+        )),
+    }
+}
+
+fn describe_config(id: &str, revision: i64, text: &str) -> Value {
+    json!({"externalId": id, "config": text, "revision": revision, "createdTime": now_ms()})
 }

@@ -69,6 +69,7 @@ struct Shared {
     store: Mutex<Store>,
     verifier: Mutex<Option<Verifier>>,
     faults: Mutex<f64>,
+    delay: Mutex<std::time::Duration>,
     seen: Mutex<Vec<Seen>>,
     next_request: AtomicU64,
 }
@@ -82,6 +83,7 @@ impl CdfServer {
             store: Mutex::new(Store::default()),
             verifier: Mutex::new(verifier),
             faults: Mutex::new(0.0),
+            delay: Mutex::new(std::time::Duration::ZERO),
             seen: Mutex::new(Vec::new()),
             next_request: AtomicU64::new(1),
         });
@@ -148,9 +150,21 @@ impl CdfServer {
         *self.shared.faults.lock().unwrap() = fraction;
     }
 
+    /// Answers every request from now on only after `delay`, as a slow cluster does.
+    pub fn delay(&self, delay: std::time::Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
+    }
+
     /// Registers an extraction pipeline (runs reported to unknown pipelines are refused).
     pub fn pipeline(&self, external_id: &str) {
         self.store().pipelines.insert(external_id.to_string());
+    }
+
+    /// Adds a config revision to `pipeline` (registered), as `POST /extpipes/config` does.
+    pub fn publish_config(&self, pipeline: &str, text: &str) {
+        let mut store = self.store();
+        store.pipelines.insert(pipeline.to_string());
+        store.add_config(pipeline, text);
     }
 
     /// The project's data, to look at or to set up.
@@ -196,6 +210,10 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let started = std::time::Instant::now();
+    let delay = *shared.delay.lock().unwrap();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = respond(&shared, &parts.method, &path, &query, &parts.headers, body);
     response
         .headers_mut()
@@ -257,6 +275,8 @@ fn respond(
         ("POST", ["extpipes", "runs"]) => extpipes::create(&mut store, &parsed),
         ("POST", ["extpipes", "runs", "list"]) => extpipes::list(&store, &parsed),
         ("GET", ["extpipes", "runs"]) => extpipes::list_query(&store, query),
+        ("POST", ["extpipes", "config"]) => extpipes::create_config(&mut store, &parsed),
+        ("GET", ["extpipes", "config"]) => extpipes::get_config(&store, query),
         _ => Err(cdf_error(
             StatusCode::NOT_FOUND,
             &format!("{method} /{path} is not an endpoint here"),

@@ -17,6 +17,8 @@ pub struct Store {
     pub pipelines: HashSet<String>,
     /// Reported runs, in arrival order.
     pub runs: Vec<Run>,
+    /// Extraction pipeline config revisions by pipeline, oldest first: (revision, YAML text).
+    pub configs: BTreeMap<String, Vec<(i64, String)>>,
     /// The last id handed out.
     pub last_id: i64,
 }
@@ -52,6 +54,14 @@ pub struct Run {
 }
 
 impl Store {
+    /// Adds a config revision to `pipeline`; returns its number (1, 2, …).
+    pub fn add_config(&mut self, pipeline: &str, text: &str) -> i64 {
+        let revisions = self.configs.entry(pipeline.to_string()).or_default();
+        let revision = revisions.last().map_or(1, |(n, _)| n + 1);
+        revisions.push((revision, text.to_string()));
+        revision
+    }
+
     /// A new id.
     pub fn next_id(&mut self) -> i64 {
         self.last_id += 1;
