@@ -86,12 +86,11 @@ impl Coordination {
     }
 }
 
+/// A coordination backend and the shared state it fences.
+type Backend = (Arc<dyn Coordinator>, Arc<dyn SharedState>);
+
 /// The configured backend and its shared state.
-fn backend(
-    config: &Config,
-    replica: String,
-    timing: Timing,
-) -> Result<(Arc<dyn Coordinator>, Arc<dyn SharedState>), Error> {
+fn backend(config: &Config, replica: String, timing: Timing) -> Result<Backend, Error> {
     if let Some(target) = config.coordination.kubernetes() {
         let backend = KubernetesCoordinator::new(target, replica, timing.lease);
         let state = Arc::new(backend.state());
