@@ -279,3 +279,99 @@ fn kubernetes_coordination_problems_are_reported_with_their_key_paths() {
         );
     }
 }
+
+fn two_replicas(api: &KubeApi, dir: &std::path::Path, source: &Source) -> Replicas {
+    let kubeconfig = api.kubeconfig(dir, NAMESPACE);
+    let mut replicas = Replicas::new(&Setup {
+        backend: Backend::Kubernetes {
+            kubeconfig: &kubeconfig,
+        },
+        source,
+        tasks: 4,
+        lease: "3s",
+        interval: "200ms",
+    });
+    replicas.start("p1");
+    replicas.start("p2");
+    eventually(3 * LEASE, "2 leases each", || {
+        balanced(api, &["p1", "p2"], 2)
+    });
+    replicas
+}
+
+fn assert_consistent(source: &Source) {
+    let runs = source.runs();
+    let overlapping = overlaps(&runs);
+    assert!(overlapping.is_empty(), "runs overlap: {overlapping:#?}");
+    let back = cursors_going_back(&runs);
+    assert!(back.is_empty(), "cursors went back: {back:#?}");
+}
+
+#[test]
+fn a_paused_replica_runs_nothing_it_no_longer_holds_and_its_stale_writes_are_refused() {
+    let api = KubeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::start();
+    let mut replicas = two_replicas(&api, dir.path(), &source);
+    source.wait_for(LEASE, "a run of p1 in progress", |runs| {
+        runs.iter().any(|r| r.replica == "p1" && r.end.is_none())
+    });
+    replicas.signal("p1", libc::SIGSTOP);
+    eventually(2 * LEASE + 2 * RENEW, "p2 holding p1's tasks", || {
+        balanced(&api, &["p2"], 4)
+    });
+    replicas.signal("p1", libc::SIGCONT);
+    std::thread::sleep(3 * RENEW);
+    let log = replicas.log("p1");
+    assert!(
+        log.contains("task leases gone"),
+        "p1 dropped its leases:\n{log}"
+    );
+    assert_consistent(&source);
+
+    // Taken over behind p1's back (its own clock cannot see it): another holder claims the
+    // ConfigMaps of p1's tasks; p1's next cursor write meets 409, sees the claim, is refused.
+    eventually(4 * LEASE, "2 leases each again", || {
+        balanced(&api, &["p1", "p2"], 2)
+    });
+    let refused = |log: &str| log.matches("state write refused").count();
+    let before = refused(&replicas.log("p1"));
+    for task in tasks_of(&api, "p1") {
+        api.edit("configmaps", NAMESPACE, &format!("tl-{task}"), |map| {
+            map["metadata"]["annotations"]["tapline.io/holder"] = json!("intruder");
+        });
+    }
+    eventually(2 * RENEW, "p1's cursor write refused", || {
+        refused(&replicas.log("p1")) > before
+    });
+}
+
+#[test]
+fn with_the_api_server_down_tasks_stop_before_their_leases_expire_and_start_again_after() {
+    let api = KubeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = Source::start();
+    let replicas = two_replicas(&api, dir.path(), &source);
+    api.set_down(true);
+    let down_at = source.now();
+    std::thread::sleep(2 * LEASE);
+    let late: Vec<_> = source
+        .runs()
+        .into_iter()
+        .filter(|r| r.start > down_at + LEASE)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "runs started after the leases expired: {late:#?}"
+    );
+    assert_eq!(replicas.ready("p1"), 503, "p1 not ready without the API");
+    api.set_down(false);
+    let up_at = source.now();
+    source.wait_for(3 * LEASE, "all 4 tasks running again", |runs| {
+        (0..4).all(|i| {
+            let task = format!("t{i:02}");
+            runs.iter().any(|r| r.task == task && r.start > up_at)
+        })
+    });
+    assert_consistent(&source);
+}
