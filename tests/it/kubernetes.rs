@@ -312,7 +312,7 @@ fn a_paused_replica_runs_nothing_it_no_longer_holds_and_its_stale_writes_are_ref
     let api = KubeApi::start();
     let dir = tempfile::tempdir().unwrap();
     let source = Source::start();
-    let mut replicas = two_replicas(&api, dir.path(), &source);
+    let replicas = two_replicas(&api, dir.path(), &source);
     source.wait_for(LEASE, "a run of p1 in progress", |runs| {
         runs.iter().any(|r| r.replica == "p1" && r.end.is_none())
     });
