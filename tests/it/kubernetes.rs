@@ -375,3 +375,79 @@ fn with_the_api_server_down_tasks_stop_before_their_leases_expire_and_start_agai
     });
     assert_consistent(&source);
 }
+
+/// The fake answers `kubectl` as an API server would: create, get, replace with the current
+/// `resourceVersion`, 409 for a stale one and for a second create, 404 for a missing object.
+#[test]
+fn kubectl_creates_gets_and_replaces_leases_and_configmaps_on_the_fake_api_server() {
+    let api = KubeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NAMESPACE);
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl: install it with `apt-get install kubernetes-client`");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let objects = [
+        ("lease", "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: l1}\nspec: {holderIdentity: a, leaseDurationSeconds: 15}\n"),
+        ("configmap", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1}\ndata: {k: v}\n"),
+    ];
+    for (kind, manifest) in objects {
+        let name = if kind == "lease" { "l1" } else { "c1" };
+        let (ok, out) = kubectl(&["get", kind, name], None);
+        assert!(
+            !ok && (out.contains("NotFound") || out.contains("not found")),
+            "{out}"
+        );
+        let (ok, out) = kubectl(&["create", "--validate=false", "-f", "-"], Some(manifest));
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(&["create", "--validate=false", "-f", "-"], Some(manifest));
+        assert!(!ok && out.contains("AlreadyExists"), "{out}");
+        let (ok, current) = kubectl(&["get", kind, name, "-o", "json"], None);
+        assert!(ok, "{current}");
+        let mut object: serde_json::Value = serde_json::from_str(&current).unwrap();
+        let stale = object.clone();
+        object["metadata"]["labels"] = json!({"changed": "yes"});
+        let (ok, out) = kubectl(
+            &["replace", "--validate=false", "-f", "-"],
+            Some(&object.to_string()),
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = kubectl(
+            &["replace", "--validate=false", "-f", "-"],
+            Some(&stale.to_string()),
+        );
+        assert!(
+            !ok && (out.contains("Conflict") || out.contains("modified")),
+            "{out}"
+        );
+        let (ok, out) = kubectl(
+            &[
+                "get",
+                kind,
+                name,
+                "-o",
+                "jsonpath={.metadata.labels.changed}",
+            ],
+            None,
+        );
+        assert!(ok && out.trim() == "yes", "{out}");
+    }
+}

@@ -19,6 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::kube_discovery as discovery;
 use super::loopback::{self, Loopback};
 
 /// The objects, by (resource, namespace, name), and what was asked.
@@ -60,6 +61,16 @@ impl KubeApi {
             .route(
                 "/api/v1/namespaces/{ns}/configmaps/{name}",
                 get(get_map).put(replace_map),
+            )
+            .route("/api", get(|| async { Json(discovery::core_versions()) }))
+            .route("/apis", get(|| async { Json(discovery::groups()) }))
+            .route(
+                "/api/v1",
+                get(|| async { Json(discovery::core_resources()) }),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1",
+                get(|| async { Json(discovery::coordination_resources()) }),
             )
             .with_state(store.clone());
         KubeApi {

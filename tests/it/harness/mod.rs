@@ -12,6 +12,7 @@ pub mod idp;
 pub mod jwt;
 pub mod kognic_auth;
 pub mod kube_api;
+pub mod kube_discovery;
 pub mod logs;
 pub mod loopback;
 pub mod mariadb;
