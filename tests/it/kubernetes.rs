@@ -451,3 +451,54 @@ fn kubectl_creates_gets_and_replaces_leases_and_configmaps_on_the_fake_api_serve
         assert!(ok && out.trim() == "yes", "{out}");
     }
 }
+
+#[test]
+fn validate_check_auth_lists_the_leases_and_reports_an_unreachable_api_server() {
+    let api = KubeApi::start();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NAMESPACE);
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth: {{type: none}}\ncoordination: {{type: kubernetes, kubeconfig: '{}', lease-prefix: tl}}\nstate: {{type: kubernetes}}\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let check = || {
+        cli::run(
+            cli::tapline()
+                .args(["validate", "--check-auth", "-c"])
+                .arg(&config),
+        )
+    };
+    let good = check();
+    assert_eq!(good.code, 0, "{}", good.all_output());
+    assert!(
+        good.stdout
+            .contains("coordination OK: kubernetes namespace plant-a"),
+        "{}",
+        good.stdout
+    );
+    assert_eq!(api.requests("GET", "leases"), 1);
+    assert!(
+        !good.all_output().contains("fake-token"),
+        "{}",
+        good.all_output()
+    );
+    api.set_down(true);
+    let bad = check();
+    assert_eq!(bad.code, 1, "{}", bad.all_output());
+    assert!(
+        bad.all_output()
+            .contains("coordination backend kubernetes namespace plant-a"),
+        "{}",
+        bad.all_output()
+    );
+    assert!(
+        !bad.all_output().contains("fake-token"),
+        "{}",
+        bad.all_output()
+    );
+}

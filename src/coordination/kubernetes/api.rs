@@ -106,6 +106,11 @@ impl Connection {
             }
             None => Config::infer().await.map_err(|e| self.error(e))?,
         };
+        // No retries inside a request (kube retries 429/503/504 up to 15 times by default, for
+        // minutes): the lease keeper's next round is the retry, and a round that waited past
+        // its renew period would hide that the leases were not renewed.
+        let mut config = config;
+        config.default_retry = false;
         let namespace = self
             .target
             .namespace

@@ -73,6 +73,28 @@ impl KubernetesCoordinator {
         self.state.clone()
     }
 
+    /// Lists the prefix's Leases, changing nothing: what `tapline validate --check-auth` asks
+    /// (it needs the client config, the token and the `list` permission); returns a line to show.
+    pub async fn check(&self) -> Result<String, Error> {
+        let listed = self
+            .leases()
+            .await?
+            .list(&self.selector())
+            .await
+            .map_err(|e| self.connection.error(e))?;
+        Ok(format!(
+            "coordination OK: {} ({} Leases)",
+            self.connection.shown(),
+            listed.items.len()
+        ))
+    }
+
+    /// The prefix's objects.
+    fn selector(&self) -> ListParams {
+        let selector = format!("{}={}", names::PREFIX_LABEL, self.connection.prefix());
+        ListParams::default().labels(&selector)
+    }
+
     fn tables(&self) -> MutexGuard<'_, Tables> {
         self.tables.lock().expect("lease tables poisoned")
     }
@@ -130,11 +152,10 @@ impl KubernetesCoordinator {
 
     /// Lists the prefix's Leases: notes each, keeps the task Leases, counts the live members.
     async fn survey(&self) -> Result<usize, Error> {
-        let selector = format!("{}={}", names::PREFIX_LABEL, self.connection.prefix());
         let listed = self
             .leases()
             .await?
-            .list(&ListParams::default().labels(&selector))
+            .list(&self.selector())
             .await
             .map_err(|e| self.connection.error(e))?;
         let own = names::member_object(self.connection.prefix(), &self.replica);
