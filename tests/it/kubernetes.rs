@@ -238,6 +238,9 @@ fn replicas_balance_and_take_over_a_killed_ones_tasks_through_leases() {
     eventually(2 * LEASE, "the 12 tasks on 2 replicas", || {
         balanced(&api, &["r2", "r3"], 6)
     });
+    // Every sort of body the replicas sent (creates and replaces of task and member Leases and
+    // of ConfigMaps) is valid against the official schemas.
+    assert_eq!(api.validate_sent(dir.path()), 6);
     std::thread::sleep(RENEW);
     let runs = source.runs();
     assert!(

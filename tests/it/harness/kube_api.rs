@@ -31,6 +31,8 @@ struct Store {
     requests: HashMap<String, usize>,
     /// While set, every request answers 503 (the API server unavailable).
     down: bool,
+    /// The last body sent of each sort (resource, method, role label), for [`KubeApi::validate_sent`].
+    sent: BTreeMap<(String, String, String), Value>,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -106,6 +108,38 @@ impl KubeApi {
         let store = self.store.lock().unwrap();
         let key = format!("{method} {resource}");
         store.requests.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Checks the last body of each sort the clients sent (a create or replace of a task Lease,
+    /// a member Lease, a ConfigMap) against the official Kubernetes JSON schemas, with
+    /// `kubernetes-validate --strict` (unknown fields fail too); returns how many were checked.
+    pub fn validate_sent(&self, dir: &Path) -> usize {
+        let sent: Vec<Value> = self.store.lock().unwrap().sent.values().cloned().collect();
+        let files: Vec<PathBuf> = sent
+            .iter()
+            .enumerate()
+            .map(|(index, body)| {
+                let file = dir.join(format!("sent-{index}.json"));
+                std::fs::write(&file, body.to_string()).unwrap();
+                file
+            })
+            .collect();
+        let out = std::process::Command::new(kubernetes_validate())
+            .args(["--strict", "-k", "1.33"])
+            .args(&files)
+            .output()
+            .expect("kubernetes-validate runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("INFO") && l.contains(" passed "))
+                .count(),
+            files.len(),
+            "{text}"
+        );
+        files.len()
     }
 
     /// Makes every request fail with 503 (`true`) or answer again (`false`).
@@ -245,6 +279,12 @@ fn write(
         );
     }
     let mut store = store.lock().unwrap();
+    let role = body["metadata"]["labels"]["tapline.io/role"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let sort = (resource.to_string(), name.is_some().to_string(), role);
+    store.sent.insert(sort, body.clone());
     let key = (resource.to_string(), ns.clone(), body_name.clone());
     let current = store.objects.get(&key).cloned();
     match (&name, &current) {
@@ -355,4 +395,18 @@ async fn replace_map(
     Json(body): Json<Value>,
 ) -> Response {
     write(s, MAP.0, MAP.1, MAP.2, ns, Some(name), body)
+}
+
+/// `kubernetes-validate`, installed in its venv on first use.
+fn kubernetes_validate() -> &'static Path {
+    static CLI: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CLI.get_or_init(|| {
+        let requirements = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/kubernetes-validate-requirements.txt"
+        );
+        let ready = |venv: &Path| venv.join("bin/kubernetes-validate").exists();
+        super::venv::install("kubernetes-validate-venv", requirements, &ready)
+            .join("bin/kubernetes-validate")
+    })
 }
