@@ -573,3 +573,44 @@ fn validate_check_auth_connects_to_the_coordination_database_and_never_shows_the
     );
     assert!(!bad.all_output().contains(wrong), "{}", bad.all_output());
 }
+
+/// A reload on a replica: changed task keys are applied; a new task is refused until every
+/// replica restarts (the leases were set up for the tasks of the start), and nothing changes.
+#[test]
+fn a_replica_applies_changed_tasks_and_refuses_new_ones_until_restarted() {
+    let server = postgres::shared();
+    let database = database(server, "reload");
+    let source = Source::start();
+    let mut replicas = Replicas::new(&setup(server, &database, &source, 2));
+    replicas.start("r1");
+    let both = |runs: &[crate::harness::replicas::Run]| {
+        ["t00", "t01"]
+            .iter()
+            .all(|task| runs.iter().any(|run| run.task == *task))
+    };
+    source.wait_for(Duration::from_secs(20), "both tasks to run", both);
+
+    replicas.rewrite(&setup(server, &database, &source, 3));
+    replicas.signal("r1", libc::SIGHUP);
+    eventually(Duration::from_secs(10), "the refusal", || {
+        replicas
+            .log("r1")
+            .contains("adding or removing tasks needs a restart")
+    });
+    let mut changed = setup(server, &database, &source, 2);
+    changed.interval = "300ms";
+    replicas.rewrite(&changed);
+    replicas.signal("r1", libc::SIGHUP);
+    eventually(Duration::from_secs(10), "the changed tasks", || {
+        replicas.log("r1").contains("restarted [t00, t01]")
+    });
+    let after = source.now();
+    source.wait_for(Duration::from_secs(20), "runs after the reload", |runs| {
+        runs.iter().filter(|run| run.start > after).count() >= 2
+    });
+    assert!(
+        source.runs().iter().all(|run| run.task != "t02"),
+        "the refused task ran"
+    );
+    assert_consistent(&source);
+}

@@ -591,7 +591,12 @@ async fn a_state_save_that_fails_fails_the_run_and_readiness_until_a_save_succee
         }
     };
     wait_for(200, "never ready").await;
-    assert!(state_dir.join("state.json").exists());
+    // Ready comes with the start; the first run's save may land a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state_dir.join("state.json").exists() {
+        assert!(Instant::now() < deadline, "the first run saved no state");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // A regular file where the state's directory was: no save can succeed, even as root.
     std::fs::remove_dir_all(&state_dir).unwrap();
     std::fs::write(&state_dir, "").unwrap();

@@ -219,6 +219,12 @@ impl Replicas {
         }
     }
 
+    /// Writes the config again, as `setup` says now (a reload test).
+    pub fn rewrite(&self, setup: &Setup) {
+        let password = self.dir.path().join("pg-password");
+        std::fs::write(&self.config, config_text(setup, &password)).unwrap();
+    }
+
     /// Starts replica `name` (again).
     pub fn start(&mut self, name: &str) {
         let port = *self.ports.entry(name.to_string()).or_insert_with(free_port);
