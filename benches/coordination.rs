@@ -22,7 +22,9 @@ mod harness;
 use std::time::Duration;
 
 use harness::postgres::Postgres;
-use harness::replicas::{balanced, eventually, holders, tasks_of, Replicas, Setup, Source};
+use harness::replicas::{
+    balanced, eventually, holders, tasks_of, Backend, Replicas, Setup, Source,
+};
 
 const LEASE: Duration = Duration::from_secs(3);
 const RENEW: Duration = Duration::from_secs(1);
@@ -127,13 +129,14 @@ fn setup<'a>(
     interval: &'a str,
 ) -> Setup<'a> {
     Setup {
-        postgres: pg,
-        database,
+        backend: Backend::Postgres {
+            server: pg,
+            database,
+        },
         source,
         tasks,
         lease: "3s",
         interval,
-        coordinated: true,
     }
 }
 

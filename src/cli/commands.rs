@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::Command;
 use crate::auth::{AccessToken, Credentials, Provider};
 use crate::config::{self, ComponentConfig, Config, SessionConfig};
+use crate::coordination::kubernetes::KubernetesCoordinator;
 use crate::coordination::postgres::PostgresCoordinator;
 use crate::{Error, Registry};
 
@@ -122,12 +123,16 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
     check_coordination(&config)
 }
 
-/// Connects to the coordination database (`coordination:`), changing nothing.
+/// Connects to the coordination backend (`coordination:`), changing nothing.
 fn check_coordination(config: &Config) -> Result<(), Error> {
+    let lease = config.coordination.lease_duration.get();
+    if let Some(target) = config.coordination.kubernetes() {
+        let coordinator = KubernetesCoordinator::new(target, "validate".into(), lease);
+        return print_line(&block_on(coordinator.check())?);
+    }
     let Some(connection) = config.coordination.postgres(&config.state) else {
         return Ok(());
     };
-    let lease = config.coordination.lease_duration.get();
     let line = block_on(async move {
         let coordinator = PostgresCoordinator::new(connection, "validate".into(), lease)?;
         coordinator.check().await

@@ -40,6 +40,8 @@ pub enum CoordinationType {
     None,
     /// Replicas share the tasks through lease rows in PostgreSQL.
     Postgres,
+    /// Replicas share the tasks through `coordination.k8s.io` Lease objects.
+    Kubernetes,
 }
 
 /// `coordination:`: several replicas of one config share its tasks; each task runs on exactly one
@@ -47,7 +49,7 @@ pub enum CoordinationType {
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CoordinationConfig {
-    /// `none` (default) or `postgres`.
+    /// `none` (default), `postgres` or `kubernetes`.
     #[serde(default, rename = "type")]
     pub kind: CoordinationType,
     /// `postgres://user@host:5432/db`. Give the password in `password` or `password-file`.
@@ -63,9 +65,18 @@ pub struct CoordinationConfig {
     pub tls: Option<Tls>,
     /// PEM file of the CA certificates that sign the server's certificate.
     pub ca_bundle: Option<PathBuf>,
-    /// This replica's name in the lease table; unique among the replicas. Default: the host name
-    /// and the process id.
+    /// This replica's name in the lease table (PostgreSQL) or the Leases' `holderIdentity`
+    /// (Kubernetes); unique among the replicas. Default: the host name and the process id.
     pub replica_id: Option<String>,
+    /// `type: kubernetes`: the namespace of the Leases and ConfigMaps. Default: the pod's own
+    /// (from its service account), else that of the kubeconfig context.
+    pub namespace: Option<String>,
+    /// `type: kubernetes`: task leases are named `<lease-prefix>-<task>`, so `kubectl get
+    /// leases` shows which replica runs what. Default: `tapline`.
+    pub lease_prefix: Option<String>,
+    /// `type: kubernetes`: a kubeconfig file, when running outside a cluster. Default: in-cluster
+    /// (service account), else `$KUBECONFIG` or `~/.kube/config`, as kubectl does.
+    pub kubeconfig: Option<PathBuf>,
     /// How long a lease lasts without renewal: a dead replica's tasks move after at most this
     /// plus a third of it. Leases are renewed every third of it.
     #[serde(default = "default_lease_duration")]
@@ -86,6 +97,9 @@ impl Default for CoordinationConfig {
             tls: None,
             ca_bundle: None,
             replica_id: None,
+            namespace: None,
+            lease_prefix: None,
+            kubeconfig: None,
             lease_duration: default_lease_duration(),
         }
     }
@@ -101,12 +115,27 @@ impl fmt::Debug for CoordinationConfig {
             .field("tls", &self.tls)
             .field("ca_bundle", &self.ca_bundle)
             .field("replica_id", &self.replica_id)
+            .field("namespace", &self.namespace)
+            .field("lease_prefix", &self.lease_prefix)
+            .field("kubeconfig", &self.kubeconfig)
             .field("lease_duration", &self.lease_duration)
             .finish()
     }
 }
 
 impl CoordinationConfig {
+    /// The Kubernetes API the leases (and the shared state) live in, when `type: kubernetes`.
+    pub fn kubernetes(&self) -> Option<KubernetesTarget> {
+        (self.kind == CoordinationType::Kubernetes).then(|| KubernetesTarget {
+            namespace: self.namespace.clone(),
+            lease_prefix: self
+                .lease_prefix
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LEASE_PREFIX.into()),
+            kubeconfig: self.kubeconfig.clone(),
+        })
+    }
+
     /// Where the password comes from, if anywhere.
     pub fn password(&self) -> Option<SecretSource> {
         SecretSource::from_pair(self.password.as_ref(), self.password_file.as_deref())
@@ -153,6 +182,20 @@ impl fmt::Debug for PostgresConnection {
     }
 }
 
+/// The lease prefix when `lease-prefix` is left out.
+pub const DEFAULT_LEASE_PREFIX: &str = "tapline";
+
+/// Where the Kubernetes backend keeps its Leases and ConfigMaps.
+#[derive(Debug, Clone)]
+pub struct KubernetesTarget {
+    /// The namespace; `None`: the service account's, else the kubeconfig context's.
+    pub namespace: Option<String>,
+    /// The first part of every object name.
+    pub lease_prefix: String,
+    /// A kubeconfig file; `None`: in-cluster, else `$KUBECONFIG` / `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+}
+
 /// The rules of `coordination:` and of `state:` together, keyed from the root.
 pub(crate) fn check(
     coordination: &CoordinationConfig,
@@ -170,36 +213,98 @@ pub(crate) fn check(
 }
 
 fn coordination_rules(config: &CoordinationConfig) -> Result<(), BuildError> {
-    if config.kind == CoordinationType::None {
-        let set = [
-            ("url", config.url.is_some()),
-            ("password", config.password().is_some()),
-            ("tls", config.tls.is_some()),
-            ("ca-bundle", config.ca_bundle.is_some()),
-            ("replica-id", config.replica_id.is_some()),
-        ];
-        return match set.iter().find(|(_, set)| *set) {
-            Some((key, _)) => Err(BuildError::at(key, "applies only with type: postgres")),
-            None => Ok(()),
-        };
-    }
-    let mut checks = vec![
-        url(config.url.as_deref(), "url"),
-        check::secret_pair(
-            config.password.as_ref(),
-            config.password_file.as_deref(),
-            "password",
-            Presence::Optional,
-        ),
-        lease_duration(config.lease_duration),
+    let postgres_keys = [
+        ("url", config.url.is_some()),
+        ("password", config.password().is_some()),
+        ("tls", config.tls.is_some()),
+        ("ca-bundle", config.ca_bundle.is_some()),
     ];
-    if let Some(bundle) = &config.ca_bundle {
-        checks.push(check::readable_file(bundle, "ca-bundle"));
+    let kubernetes_keys = [
+        ("namespace", config.namespace.is_some()),
+        ("lease-prefix", config.lease_prefix.is_some()),
+        ("kubeconfig", config.kubeconfig.is_some()),
+    ];
+    match config.kind {
+        CoordinationType::None => check::all([
+            only_with(&postgres_keys, "postgres"),
+            only_with(&kubernetes_keys, "kubernetes"),
+            only_with(
+                &[("replica-id", config.replica_id.is_some())],
+                "postgres or kubernetes",
+            ),
+        ]),
+        CoordinationType::Postgres => {
+            let mut checks = vec![
+                only_with(&kubernetes_keys, "kubernetes"),
+                url(config.url.as_deref(), "url"),
+                check::secret_pair(
+                    config.password.as_ref(),
+                    config.password_file.as_deref(),
+                    "password",
+                    Presence::Optional,
+                ),
+            ];
+            if let Some(bundle) = &config.ca_bundle {
+                checks.push(check::readable_file(bundle, "ca-bundle"));
+            }
+            checks.extend(common_rules(config));
+            check::all(checks)
+        }
+        CoordinationType::Kubernetes => {
+            let mut checks = vec![only_with(&postgres_keys, "postgres")];
+            if let Some(namespace) = &config.namespace {
+                checks.push(dns_label(namespace, "namespace", 63));
+            }
+            if let Some(prefix) = &config.lease_prefix {
+                checks.push(dns_label(prefix, "lease-prefix", MAX_PREFIX));
+            }
+            if let Some(file) = &config.kubeconfig {
+                checks.push(check::readable_file(file, "kubeconfig"));
+            }
+            checks.extend(common_rules(config));
+            check::all(checks)
+        }
     }
+}
+
+/// The longest `lease-prefix`: object names are at most 253 characters, and the task part
+/// (with its hash) needs the rest.
+const MAX_PREFIX: usize = 40;
+
+/// The rules of every backend: the lease duration and the replica's name.
+fn common_rules(config: &CoordinationConfig) -> Vec<Result<(), BuildError>> {
+    let mut checks = vec![lease_duration(config.lease_duration)];
     if let Some(id) = &config.replica_id {
         checks.push(check::not_blank(id, "replica-id"));
     }
-    check::all(checks)
+    checks
+}
+
+/// The first key of `keys` that is set, reported as belonging to another `type`.
+fn only_with(keys: &[(&str, bool)], kind: &str) -> Result<(), BuildError> {
+    match keys.iter().find(|(_, set)| *set) {
+        Some((key, _)) => Err(BuildError::at(
+            key,
+            format!("applies only with type: {kind}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A Kubernetes name part: lower-case letters, digits and `-`, starting and ending with a
+/// letter or digit (RFC 1123 label), so that every object name built from it is valid.
+fn dns_label(value: &str, key: &str, max: usize) -> Result<(), BuildError> {
+    let chars_ok = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ends_ok = !value.starts_with('-') && !value.ends_with('-');
+    if value.is_empty() || value.len() > max || !chars_ok || !ends_ok {
+        return Err(BuildError::at(
+            key,
+            format!("{value:?} is not a Kubernetes name: use 1 to {max} lower-case letters, digits and '-', starting and ending with a letter or digit"),
+        ));
+    }
+    Ok(())
 }
 
 /// A lease shorter than 1 s leaves no time to renew it; leases are renewed every third.
@@ -228,22 +333,18 @@ fn url(url: Option<&str>, key: &str) -> Result<(), BuildError> {
 }
 
 fn state_rules(state: &StateConfig, coordination: &CoordinationConfig) -> Result<(), BuildError> {
+    let postgres_keys = [
+        ("url", state.url.is_some()),
+        ("password", state.password().is_some()),
+    ];
     match state.kind {
         StateType::File => {
-            let set = [
-                ("url", state.url.is_some()),
-                ("password", state.password().is_some()),
-            ];
-            if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
-                return Err(BuildError::at(key, "applies only with type: postgres"));
+            only_with(&postgres_keys, "postgres")?;
+            match coordination.kind {
+                CoordinationType::None => Ok(()),
+                CoordinationType::Postgres => Err(needs_shared("postgres")),
+                CoordinationType::Kubernetes => Err(needs_shared("kubernetes")),
             }
-            if coordination.kind != CoordinationType::None {
-                return Err(BuildError::at(
-                    "type",
-                    "must be postgres with coordination: a replica that takes over a task needs its cursor",
-                ));
-            }
-            Ok(())
         }
         StateType::Postgres => {
             if coordination.kind != CoordinationType::Postgres {
@@ -269,7 +370,25 @@ fn state_rules(state: &StateConfig, coordination: &CoordinationConfig) -> Result
                 },
             ])
         }
+        StateType::Kubernetes => {
+            only_with(&postgres_keys, "postgres")?;
+            if coordination.kind != CoordinationType::Kubernetes {
+                return Err(BuildError::at(
+                    "type",
+                    "kubernetes needs coordination: {type: kubernetes}; the state is written under the task's lease",
+                ));
+            }
+            Ok(())
+        }
     }
+}
+
+/// `state: {type: file}` under coordination: a replica taking a task over needs its cursor.
+fn needs_shared(kind: &str) -> BuildError {
+    BuildError::at(
+        "type",
+        format!("must be {kind} with coordination: {{type: {kind}}}: a replica that takes over a task needs its cursor"),
+    )
 }
 
 #[cfg(test)]

@@ -45,7 +45,10 @@ pub use cdf::{CdfConfig, ExtractionPipelineConfig, SEGMENT};
 pub use changes::{Changes, Tree, FIXED_SECTIONS};
 pub(crate) use check::{check_token_url, expand_home};
 pub use component::{BuildError, Catalog, ComponentConfig, Kind};
-pub use coordination::{CoordinationConfig, CoordinationType, PostgresConnection, Tls};
+pub use coordination::{
+    CoordinationConfig, CoordinationType, KubernetesTarget, PostgresConnection, Tls,
+    DEFAULT_LEASE_PREFIX,
+};
 pub use duration::{HumanDuration, InvalidDuration};
 pub(crate) use error::without_values;
 pub use error::{Error, Problem};

@@ -14,8 +14,9 @@ use super::secret::SecretSource;
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StateConfig {
-    /// `file` (default): one JSON file; `postgres`: a table beside the task leases, written under
-    /// the task's lease (required with `coordination:`).
+    /// `file` (default): one JSON file; `postgres`: a table beside the task leases, `kubernetes`:
+    /// one ConfigMap per task; both written under the task's lease, and the one required by the
+    /// `coordination:` of the same type.
     #[serde(default, rename = "type")]
     pub kind: StateType,
     /// The JSON state file (`type: file`); written atomically.
@@ -39,6 +40,8 @@ pub enum StateType {
     File,
     /// PostgreSQL, fenced by the task leases.
     Postgres,
+    /// One ConfigMap per task, fenced by the task leases (with `coordination: {type: kubernetes}`).
+    Kubernetes,
 }
 
 impl StateConfig {

@@ -21,13 +21,14 @@
 //! - [`LeaseKeeper`] (`keeper.rs`): the loop that heartbeats, renews, balances and expires,
 //!   the same for every backend; `balance.rs` is its arithmetic.
 //! - [`FencedState`] (`fenced.rs`): state reads and writes of a task under its lease.
-//! - `postgres/`: the PostgreSQL backend.
+//! - `postgres/`: the PostgreSQL backend; `kubernetes/`: Leases and ConfigMaps.
 
 mod balance;
 mod coordinator;
 mod events;
 mod fenced;
 mod keeper;
+pub mod kubernetes;
 mod leases;
 pub mod postgres;
 

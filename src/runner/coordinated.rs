@@ -14,8 +14,11 @@ use super::runner::Error;
 use super::shutdown::Shutdown;
 use super::state::StateStore;
 use crate::config::{Config, CoordinationType, Problem};
+use crate::coordination::kubernetes::KubernetesCoordinator;
 use crate::coordination::postgres::PostgresCoordinator;
-use crate::coordination::{self, FencedState, LeaseKeeper, Leases, Timing};
+use crate::coordination::{
+    self, Coordinator, FencedState, LeaseKeeper, Leases, SharedState, Timing,
+};
 use crate::telemetry::Readiness;
 
 /// The state store and permit of a runner, and the keeper when replicas share the tasks.
@@ -35,14 +38,13 @@ impl Coordination {
         shutdown: &Shutdown,
         readiness: &Readiness,
     ) -> Result<Self, Error> {
-        let Some(connection) = config.coordination.postgres(&config.state) else {
+        if config.coordination.kind == CoordinationType::None {
             return Ok(Self {
                 state: StateStore::open(&config.state.path)?,
                 permit: Permit::Always(shutdown.token()),
                 keeper: None,
             });
         };
-        debug_assert_eq!(config.coordination.kind, CoordinationType::Postgres);
         if once {
             return Err(Error::Tasks {
                 problems: vec![Problem {
@@ -60,18 +62,11 @@ impl Coordination {
         let timing = Timing {
             lease: config.coordination.lease_duration.get(),
         };
-        let backend = PostgresCoordinator::new(connection, replica.clone(), timing.lease)
-            .map_err(Error::Coordination)?;
+        let (backend, shared) = backend(config, replica.clone(), timing)?;
         let leases = Leases::new(shutdown.token());
-        let state = StateStore::shared(FencedState::new(Arc::new(backend.state()), leases.clone()));
+        let state = StateStore::shared(FencedState::new(shared, leases.clone()));
         readiness.set_coordination_ok(false);
-        let keeper = LeaseKeeper::new(
-            Arc::new(backend),
-            leases.clone(),
-            tasks,
-            timing,
-            readiness.clone(),
-        );
+        let keeper = LeaseKeeper::new(backend, leases.clone(), tasks, timing, readiness.clone());
         let stop = CancellationToken::new();
         let handle = tokio::spawn(keeper.run(stop.clone()));
         tracing::info!(replica = %replica, lease_duration = ?timing.lease, "sharing the tasks with the other replicas");
@@ -89,4 +84,24 @@ impl Coordination {
             let _ = handle.await;
         }
     }
+}
+
+/// A coordination backend and the shared state it fences.
+type Backend = (Arc<dyn Coordinator>, Arc<dyn SharedState>);
+
+/// The configured backend and its shared state.
+fn backend(config: &Config, replica: String, timing: Timing) -> Result<Backend, Error> {
+    if let Some(target) = config.coordination.kubernetes() {
+        let backend = KubernetesCoordinator::new(target, replica, timing.lease);
+        let state = Arc::new(backend.state());
+        return Ok((Arc::new(backend), state));
+    }
+    let connection = config
+        .coordination
+        .postgres(&config.state)
+        .expect("checked: type postgres has a url");
+    let backend =
+        PostgresCoordinator::new(connection, replica, timing.lease).map_err(Error::Coordination)?;
+    let state = Arc::new(backend.state());
+    Ok((Arc::new(backend), state))
 }

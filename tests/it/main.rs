@@ -12,6 +12,7 @@ mod file_source;
 mod harness;
 mod http_poll;
 mod kognic_reference;
+mod kubernetes;
 mod login;
 mod process;
 mod redaction;

@@ -15,7 +15,8 @@ use tapline::coordination::{Coordinator, Error, Lease, SharedState};
 use crate::harness::cli;
 use crate::harness::postgres::{self, Postgres, PASSWORD};
 use crate::harness::replicas::{
-    balanced, cursors_going_back, eventually, holders, overlaps, tasks_of, Replicas, Setup, Source,
+    balanced, cursors_going_back, eventually, holders, overlaps, tasks_of, Backend, Replicas,
+    Setup, Source,
 };
 use crate::harness::unique;
 
@@ -36,13 +37,11 @@ fn setup<'a>(
     tasks: usize,
 ) -> Setup<'a> {
     Setup {
-        postgres: server,
-        database,
+        backend: Backend::Postgres { server, database },
         source,
         tasks,
         lease: "3s",
         interval: "200ms",
-        coordinated: true,
     }
 }
 
@@ -352,7 +351,7 @@ fn without_coordination_two_replicas_overlap_and_the_checker_finds_it() {
     let server = postgres::shared();
     let source = Source::start();
     let mut replicas = Replicas::new(&Setup {
-        coordinated: false,
+        backend: Backend::None,
         ..setup(server, "unused", &source, 2)
     });
     replicas.start("n1");

@@ -11,6 +11,8 @@ pub mod cognite_sdk;
 pub mod idp;
 pub mod jwt;
 pub mod kognic_auth;
+pub mod kube_api;
+pub mod kube_discovery;
 pub mod logs;
 pub mod loopback;
 pub mod mariadb;

@@ -1,4 +1,4 @@
-//! Replicas of `tapline run` sharing tasks through PostgreSQL, and the loopback source they poll,
+//! Replicas of `tapline run` sharing tasks through PostgreSQL or a Kubernetes API, and the loopback source they poll,
 //! which records every run as (task, replica, cursor, start, end).
 //!
 //! A run is the source's view of it: from the request's arrival to the response. Each request is
@@ -179,16 +179,27 @@ pub struct Replicas {
     restarts: usize,
 }
 
+/// Where the replicas coordinate.
+#[derive(Clone, Copy)]
+pub enum Backend<'a> {
+    /// No `coordination:` and a state file per replica (the overlap checker's control).
+    None,
+    /// A database of a PostgreSQL server.
+    Postgres {
+        server: &'a Postgres,
+        database: &'a str,
+    },
+    /// A (fake) Kubernetes API, reached through this kubeconfig file.
+    Kubernetes { kubeconfig: &'a Path },
+}
+
 /// What the replicas' config says.
 pub struct Setup<'a> {
-    pub postgres: &'a Postgres,
-    pub database: &'a str,
+    pub backend: Backend<'a>,
     pub source: &'a Source,
     pub tasks: usize,
     pub lease: &'a str,
     pub interval: &'a str,
-    /// `false`: no `coordination:` and a state file per replica (the overlap checker's control).
-    pub coordinated: bool,
 }
 
 impl Replicas {
@@ -295,15 +306,19 @@ fn config_text(setup: &Setup, password: &Path) -> String {
     let mut text = String::from(
         "auth: {type: none}\nserver: {listen: '127.0.0.1:${PORT}'}\nshutdown: {grace-period: 5s}\n",
     );
-    if setup.coordinated {
-        text.push_str(&format!(
+    match setup.backend {
+        Backend::Postgres { server, database } => text.push_str(&format!(
             "coordination:\n  type: postgres\n  url: {}\n  password-file: {}\n  replica-id: ${{REPLICA}}\n  lease-duration: {}\nstate: {{type: postgres}}\n",
-            setup.postgres.url(setup.database),
+            server.url(database),
             password.display(),
             setup.lease,
-        ));
-    } else {
-        text.push_str("state: {path: '${STATE_DIR}/state.json'}\n");
+        )),
+        Backend::Kubernetes { kubeconfig } => text.push_str(&format!(
+            "coordination:\n  type: kubernetes\n  kubeconfig: {}\n  lease-prefix: tl\n  replica-id: ${{REPLICA}}\n  lease-duration: {}\nstate: {{type: kubernetes}}\n",
+            kubeconfig.display(),
+            setup.lease,
+        )),
+        Backend::None => text.push_str("state: {path: '${STATE_DIR}/state.json'}\n"),
     }
     text.push_str("tasks:\n");
     for index in 0..setup.tasks {
