@@ -14,7 +14,7 @@ use super::schedule::Schedule;
 use super::supervisor::Host;
 use super::{token_watch, Plan, TaskSpec};
 use crate::auth::Provider;
-use crate::config::{Changes, Config, Problem};
+use crate::config::{Changes, Config, CoordinationType, Problem};
 use crate::session::Session;
 use crate::telemetry::logging::error_chain;
 
@@ -70,11 +70,7 @@ impl Live {
         host: &Host,
     ) -> Result<Changes, ReloadError> {
         let changes = Changes::between(&self.config, &config);
-        let coordinated = self
-            .config
-            .coordination
-            .postgres(&self.config.state)
-            .is_some();
+        let coordinated = self.config.coordination.kind != CoordinationType::None;
         if coordinated && !(changes.added.is_empty() && changes.removed.is_empty()) {
             return Err(ReloadError::Coordinated);
         }
