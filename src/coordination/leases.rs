@@ -51,6 +51,24 @@ pub struct RunGuard {
     token: CancellationToken,
     generation: Option<i64>,
     _run: Option<Arc<()>>,
+    /// Whether the lease is still valid at this very moment.
+    validity: Validity,
+}
+
+/// Asks whether a run's lease is valid at this very moment (on this replica's clock). Not the
+/// same as the run's token: after the process was paused, the timer that cancels the token
+/// and the run's own next step wake together, in any order; this check does not wait for it.
+#[derive(Clone, Debug, Default)]
+pub struct Validity(Option<(Leases, String)>);
+
+impl Validity {
+    /// Whether the run may still act: always without coordination.
+    pub fn holds(&self) -> bool {
+        match &self.0 {
+            Some((leases, task)) => leases.lease(task).is_some(),
+            None => true,
+        }
+    }
 }
 
 impl RunGuard {
@@ -60,7 +78,13 @@ impl RunGuard {
             token,
             generation: None,
             _run: None,
+            validity: Validity::default(),
         }
+    }
+
+    /// The check of the run's lease at each step (see [`Validity`]).
+    pub fn validity(&self) -> Validity {
+        self.validity.clone()
     }
 
     /// Whether the run's lease went (lost, expired, fenced, given up, or shutdown): never
@@ -109,6 +133,7 @@ impl Leases {
             token: held.token.clone(),
             generation: Some(held.generation),
             _run: Some(held.runs.clone()),
+            validity: Validity(Some((self.clone(), task.to_string()))),
         })
     }
 
@@ -322,6 +347,22 @@ mod tests {
         assert_eq!(leases.lease("a"), None, "nor may state be written");
         assert_eq!(leases.expire_due(), None);
         assert!(guard.token().is_cancelled());
+    }
+
+    /// After a pause, the run's next step may come before the watchdog cancels its token: the
+    /// validity check says no at once, the token not yet.
+    #[tokio::test(start_paused = true)]
+    async fn a_runs_validity_ends_with_its_lease_before_any_watchdog() {
+        let leases = Leases::new(CancellationToken::new());
+        leases.granted(&[lease("a", 1)], Instant::now() + Duration::from_secs(2));
+        let guard = leases.enter("a").expect("held");
+        let validity = guard.validity();
+        assert!(validity.holds());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!validity.holds(), "the run may act past its lease");
+        assert!(RunGuard::unconditional(CancellationToken::new())
+            .validity()
+            .holds());
     }
 
     #[tokio::test(start_paused = true)]

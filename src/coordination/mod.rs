@@ -35,7 +35,7 @@ pub mod postgres;
 pub use coordinator::{Coordinator, Error, Lease, SharedState};
 pub use fenced::FencedState;
 pub use keeper::{LeaseKeeper, Timing};
-pub use leases::{Leases, RunGuard};
+pub use leases::{Leases, RunGuard, Validity};
 
 /// This replica's default name: the host name and the process id, unique among replicas on
 /// one host and across hosts.

@@ -191,6 +191,7 @@ impl Supervisor {
             transform: self.transform.clone(),
             rejects: rejects.clone(),
             started: SystemTime::now(),
+            validity: guard.validity(),
         };
         let task = self.task.clone();
         let started = Instant::now();

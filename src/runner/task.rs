@@ -10,6 +10,7 @@ use super::on_error::{OnError, Rejects};
 use super::output::Output;
 use super::sink::Destination;
 use super::state::{StateError, StateHandle};
+use crate::coordination::Validity;
 use crate::session::Session;
 use crate::telemetry::catalogue;
 use crate::transform::Program;
@@ -89,6 +90,8 @@ pub struct TaskContext {
     pub(crate) transform: Option<Program>,
     pub(crate) rejects: Arc<Rejects>,
     pub(crate) started: SystemTime,
+    /// With coordination, whether the run's lease is valid right now.
+    pub(crate) validity: Validity,
 }
 
 impl TaskContext {
@@ -109,6 +112,7 @@ impl TaskContext {
             transform: None,
             rejects: Arc::new(Rejects::new(name.into(), OnError::Fail)),
             started: SystemTime::now(),
+            validity: Validity::default(),
         }
     }
 
@@ -176,9 +180,10 @@ impl TaskContext {
         &self.cancel
     }
 
-    /// Whether the process is shutting down.
+    /// Whether the run must stop: the process is shutting down, the run was cancelled, or
+    /// (with coordination) its lease is no longer valid at this moment.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancel.is_cancelled() || !self.validity.holds()
     }
 
     /// Resolves when the process starts shutting down.
