@@ -182,119 +182,12 @@ then
 fi
 
 step "cross-checking the replicas component (deploy/kubernetes/replicas) with its config"
-if ! "$VENV/bin/python" - "$tmp/replicas.yaml" <<'PY'
-import os, sys, yaml
-
-out_config = sys.argv[1]
-base = "deploy/kubernetes/replicas"
-errors = []
-def check(ok, msg):
-    print(("ok   " if ok else "FAIL ") + msg)
-    if not ok:
-        errors.append(msg)
-
-with open(os.path.join(base, "kustomization.yaml")) as f:
-    kust = yaml.safe_load(f)
-files = sorted(f for f in os.listdir(base) if f.endswith(".yaml") and f != "kustomization.yaml")
-check(sorted(kust["resources"]) == files, f"component resources {sorted(kust['resources'])} are the manifests {files}")
-docs = {}
-for name in files:
-    with open(os.path.join(base, name)) as f:
-        doc = yaml.safe_load(f)
-    docs[doc["kind"]] = doc
-patches = {p.get("target", {}).get("kind"): yaml.safe_load(p["patch"]) for p in kust["patches"]}
-dep = patches["Deployment"]["spec"]
-check(dep["replicas"] == 3 and dep["strategy"]["type"] == "RollingUpdate", "3 replicas, RollingUpdate")
-(config_op,) = patches["ConfigMap"]
-text = config_op["value"]
-config = yaml.safe_load(text)
-with open(out_config, "w") as f:
-    f.write(text)
-coordination = config["coordination"]
-check(coordination["type"] == "postgres" and config["state"]["type"] == "postgres", "coordination and state are postgres")
-check("path" not in config["state"], "no state file")
-(ctr,) = dep["template"]["spec"]["containers"]
-env = {e["name"]: e for e in ctr["env"]}
-check(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-      and "${POD_NAME" in coordination["replica-id"], "replica-id is the pod name")
-mounts = {m["mountPath"]: m for m in ctr["volumeMounts"] if "name" in m}
-volumes = {v["name"]: v for v in dep["template"]["spec"]["volumes"] if "name" in v}
-pw = coordination["password-file"]
-mount = mounts.get(os.path.dirname(pw))
-secret = docs["Secret"]
-check(mount is not None and volumes[mount["name"]]["secret"]["secretName"] == secret["metadata"]["name"]
-      and os.path.basename(pw) in secret["stringData"], f"coordination.password-file {pw} is in Secret {secret['metadata']['name']}")
-pdb = docs["PodDisruptionBudget"]["spec"]
-check(pdb.get("maxUnavailable") == 1, "the disruption budget takes one replica at a time")
-sys.exit(1 if errors else 0)
-PY
-then
+if ! "$VENV/bin/python" deploy/check_replicas.py deploy/kubernetes/replicas postgres "$tmp/replicas.yaml"; then
     fail "the replicas component does not agree with its config"
 fi
 
 step "cross-checking the ha component (deploy/kubernetes/ha) with its config, and its Role"
-if ! "$VENV/bin/python" - "$tmp/ha.yaml" <<'PY'
-import os, sys, yaml
-
-out_config = sys.argv[1]
-base = "deploy/kubernetes/ha"
-errors = []
-def check(ok, msg):
-    print(("ok   " if ok else "FAIL ") + msg)
-    if not ok:
-        errors.append(msg)
-
-with open(os.path.join(base, "kustomization.yaml")) as f:
-    kust = yaml.safe_load(f)
-files = sorted(f for f in os.listdir(base) if f.endswith(".yaml") and f != "kustomization.yaml")
-check(sorted(kust["resources"]) == files, f"component resources {sorted(kust['resources'])} are the manifests {files}")
-docs = {}
-for name in files:
-    with open(os.path.join(base, name)) as f:
-        doc = yaml.safe_load(f)
-    docs[doc["kind"]] = doc
-patches = {p.get("target", {}).get("kind"): yaml.safe_load(p["patch"]) for p in kust["patches"]}
-dep = patches["Deployment"]["spec"]
-check(dep["replicas"] == 3 and dep["strategy"]["type"] == "RollingUpdate", "3 replicas, RollingUpdate")
-(config_op,) = patches["ConfigMap"]
-text = config_op["value"]
-config = yaml.safe_load(text)
-with open(out_config, "w") as f:
-    f.write(text)
-coordination = config["coordination"]
-check(coordination["type"] == "kubernetes" and config["state"]["type"] == "kubernetes", "coordination and state are kubernetes")
-check("path" not in config["state"], "no state file")
-pod = dep["template"]["spec"]
-(ctr,) = pod["containers"]
-env = {e["name"]: e for e in ctr["env"]}
-check(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-      and "${POD_NAME" in coordination["replica-id"], "replica-id is the pod name")
-sa, role, binding = docs["ServiceAccount"], docs["Role"], docs["RoleBinding"]
-check(pod["serviceAccountName"] == sa["metadata"]["name"] and pod["automountServiceAccountToken"] is True,
-      f"the pods run as ServiceAccount {sa['metadata']['name']} with its token mounted")
-check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
-      and binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"]}],
-      f"RoleBinding binds Role {role['metadata']['name']} to ServiceAccount {sa['metadata']['name']} only")
-# The Role grants no more than this, rule by rule: no other group, resource, verb, name
-# restriction loophole or wildcard.
-allowed = {("coordination.k8s.io", "leases"), ("", "configmaps")}
-verbs = {"get", "list", "watch", "create", "update"}
-granted = set()
-for rule in role["rules"]:
-    extra = set(rule) - {"apiGroups", "resources", "verbs"}
-    check(not extra, f"Role rule has only apiGroups, resources, verbs (extra: {sorted(extra)})")
-    for group in rule["apiGroups"]:
-        for resource in rule["resources"]:
-            check((group, resource) in allowed, f"Role grants {group or 'core'}/{resource}, one of leases, configmaps")
-            for verb in rule["verbs"]:
-                check(verb in verbs, f"Role grants {verb!r} on {resource}, one of {sorted(verbs)}")
-                granted.add((group, resource, verb))
-check(granted == {(g, r, v) for g, r in allowed for v in verbs}, "Role grants get, list, watch, create, update on leases and configmaps")
-pdb = docs["PodDisruptionBudget"]["spec"]
-check(pdb.get("maxUnavailable") == 1, "the disruption budget takes one replica at a time")
-sys.exit(1 if errors else 0)
-PY
-then
+if ! "$VENV/bin/python" deploy/check_replicas.py deploy/kubernetes/ha kubernetes "$tmp/ha.yaml"; then
     fail "the ha component does not agree with its config, or its Role grants too much"
 fi
 
