@@ -11,6 +11,9 @@
 //! Run with `cargo bench --bench buffer`. Rounds alternate (unbuffered, buffered, …) so that
 //! noise from other processes hits both alike; the median and the best round are reported.
 
+#[path = "common/rounds.rs"]
+mod rounds;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -63,15 +66,6 @@ async fn measure(side: Side, data: &Path) -> f64 {
     RECORDS as f64 / elapsed.as_secs_f64()
 }
 
-fn median(rounds: &mut [f64]) -> f64 {
-    rounds.sort_by(f64::total_cmp);
-    rounds[rounds.len() / 2]
-}
-
-fn best(rounds: &mut [f64]) -> f64 {
-    rounds.iter().copied().fold(0.0, f64::max)
-}
-
 fn main() {
     let source = tempfile::tempdir().unwrap();
     let data = source.path().join("data.jsonl");
@@ -105,9 +99,7 @@ fn main() {
             "{:>6} {:>21} {:>19} {:>7}",
             "", "unbuffered records/s", "buffered records/s", "ratio"
         );
-        type Pick = fn(&mut [f64]) -> f64;
-        let picks: [(&str, Pick); 2] = [("median", median), ("best", best)];
-        for (name, pick) in picks {
+        for (name, pick) in rounds::PICKS {
             let (bare, buffered) = (pick(&mut bare), pick(&mut buffered));
             println!(
                 "{name:>6} {bare:>21.0} {buffered:>19.0} {:>6.1}%",

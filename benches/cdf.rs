@@ -24,12 +24,15 @@ mod cdf_server;
 #[allow(dead_code)]
 #[path = "../tests/it/harness/idp.rs"]
 mod idp;
+#[allow(dead_code)]
+#[path = "../tests/it/harness/loopback.rs"]
+mod loopback;
 #[path = "../tests/it/harness/rss.rs"]
 mod rss;
 
 /// What the test server's modules expect to find at `crate::harness`.
 mod harness {
-    pub(crate) use super::{api, idp};
+    pub(crate) use super::{api, idp, loopback};
 }
 
 /// A unique name (for `idp.rs`; unused here).

@@ -80,17 +80,7 @@ fn fail_over(pg: &Postgres) -> (Vec<Duration>, Vec<Duration>) {
         let moved = tasks_of(pg, "failover", victim);
         let killed_at = source.now();
         replicas.kill(victim);
-        let elsewhere = |runs: &[harness::replicas::Run], task: &String| {
-            runs.iter()
-                .filter(|r| &r.task == task && r.replica != victim && r.start > killed_at)
-                .map(|r| r.start - killed_at)
-                .min()
-        };
-        source.wait_for(4 * LEASE, "the victim's tasks elsewhere", |runs| {
-            moved.iter().all(|task| elsewhere(runs, task).is_some())
-        });
-        let runs = source.runs();
-        let times: Vec<Duration> = moved.iter().filter_map(|t| elsewhere(&runs, t)).collect();
+        let times = source.moved(&moved, victim, killed_at, 4 * LEASE);
         first.push(*times.iter().min().unwrap());
         all.push(*times.iter().max().unwrap());
         replicas.start(victim);

@@ -11,6 +11,9 @@
 //! Run with `cargo bench --bench extract`. Rounds alternate (bare, tapline, bare, …) so that
 //! noise from other processes hits both alike; the median and the best round are reported.
 
+#[path = "common/rounds.rs"]
+mod rounds;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -165,15 +168,6 @@ async fn measure(side: Side, first: &str, dir: &Path) -> f64 {
     PAGES as f64 / elapsed.as_secs_f64()
 }
 
-fn median(rounds: &mut [f64]) -> f64 {
-    rounds.sort_by(f64::total_cmp);
-    rounds[rounds.len() / 2]
-}
-
-fn best(rounds: &mut [f64]) -> f64 {
-    rounds.iter().copied().fold(0.0, f64::max)
-}
-
 fn main() {
     let addr = start_server();
     let dir = tempfile::tempdir().unwrap();
@@ -206,9 +200,7 @@ fn main() {
             "{:>6} {:>13} {:>16} {:>7}",
             "", "bare pages/s", "tapline pages/s", "ratio"
         );
-        type Pick = fn(&mut [f64]) -> f64;
-        let picks: [(&str, Pick); 2] = [("median", median), ("best", best)];
-        for (name, pick) in picks {
+        for (name, pick) in rounds::PICKS {
             let (bare, tapline) = (pick(&mut bare), pick(&mut tapline));
             println!(
                 "{name:>6} {bare:>13.0} {tapline:>16.0} {:>6.1}%",

@@ -2,8 +2,11 @@
 //! sends a fixed `Authorization` header, against the same loopback server, in the same run.
 //!
 //! Run with `cargo bench --bench session`. Each configuration is measured in alternating rounds
-//! (bare, session, bare, session, …) so that noise from other processes hits both alike; the best
-//! and the median round of each are reported.
+//! (bare, session, bare, session, …) so that noise from other processes hits both alike; the median
+//! and the best round of each are reported.
+
+#[path = "common/rounds.rs"]
+mod rounds;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -106,18 +109,6 @@ async fn measure(target: &Target, concurrency: usize) -> f64 {
     count as f64 / elapsed.as_secs_f64()
 }
 
-/// Picks one number out of the rounds.
-type Pick = fn(&mut [f64]) -> f64;
-
-fn best(rounds: &mut [f64]) -> f64 {
-    rounds.iter().copied().fold(0.0, f64::max)
-}
-
-fn median(rounds: &mut [f64]) -> f64 {
-    rounds.sort_by(f64::total_cmp);
-    rounds[rounds.len() / 2]
-}
-
 fn main() {
     let addr = start_server();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -154,8 +145,7 @@ fn main() {
                 bare_rounds.push(measure(&bare, concurrency).await);
                 session_rounds.push(measure(&session, concurrency).await);
             }
-            let picks: [(&str, Pick); 2] = [("best", best), ("median", median)];
-            for (name, pick) in picks {
+            for (name, pick) in rounds::PICKS {
                 let (bare, session) = (pick(&mut bare_rounds), pick(&mut session_rounds));
                 println!(
                     "{concurrency:>11} {name:>6} {bare:>12.0} {session:>14.0} {:>6.1}%",

@@ -80,24 +80,8 @@ fn replicas_balance_take_over_a_killed_ones_tasks_in_seconds_and_never_overlap()
     let killed_at = source.now();
     replicas.kill("r1");
     let bound = LEASE + RENEW + INTERVAL + Duration::from_millis(300);
-    source.wait_for(bound * 2, "every task of r1 to run elsewhere", |runs| {
-        moved.iter().all(|task| {
-            runs.iter()
-                .any(|r| &r.task == task && r.replica != "r1" && r.start > killed_at)
-        })
-    });
-    let runs = source.runs();
-    let fail_over = moved
-        .iter()
-        .map(|task| {
-            runs.iter()
-                .filter(|r| &r.task == task && r.replica != "r1" && r.start > killed_at)
-                .map(|r| r.start - killed_at)
-                .min()
-                .unwrap()
-        })
-        .max()
-        .unwrap();
+    let fail_over = source.moved(&moved, "r1", killed_at, bound * 2);
+    let fail_over = fail_over.into_iter().max().unwrap();
     assert!(
         fail_over <= bound,
         "took {fail_over:?} to move, more than {bound:?}"

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease as KubeLease;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, ObjectList, PostParams};
 use rand::seq::SliceRandom;
 
 use super::coordinator::{Coordinator, Error, Lease};
@@ -76,12 +76,7 @@ impl KubernetesCoordinator {
     /// Lists the prefix's Leases, changing nothing: what `tapline validate --check-auth` asks
     /// (it needs the client config, the token and the `list` permission); returns a line to show.
     pub async fn check(&self) -> Result<String, Error> {
-        let listed = self
-            .leases()
-            .await?
-            .list(&self.selector())
-            .await
-            .map_err(|e| self.connection.error(e))?;
+        let listed = self.list().await?;
         Ok(format!(
             "coordination OK: {} ({} Leases)",
             self.connection.shown(),
@@ -89,10 +84,14 @@ impl KubernetesCoordinator {
         ))
     }
 
-    /// The prefix's objects.
-    fn selector(&self) -> ListParams {
+    /// The prefix's Leases (task and member), in one request.
+    async fn list(&self) -> Result<ObjectList<KubeLease>, Error> {
         let selector = format!("{}={}", names::PREFIX_LABEL, self.connection.prefix());
-        ListParams::default().labels(&selector)
+        self.leases()
+            .await?
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| self.connection.error(e))
     }
 
     fn tables(&self) -> MutexGuard<'_, Tables> {
@@ -152,12 +151,7 @@ impl KubernetesCoordinator {
 
     /// Lists the prefix's Leases: notes each, keeps the task Leases, counts the live members.
     async fn survey(&self) -> Result<usize, Error> {
-        let listed = self
-            .leases()
-            .await?
-            .list(&self.selector())
-            .await
-            .map_err(|e| self.connection.error(e))?;
+        let listed = self.list().await?;
         let own = names::member_object(self.connection.prefix(), &self.replica);
         let mut tables = self.tables();
         let mut members = 1;

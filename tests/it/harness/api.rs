@@ -160,12 +160,8 @@ impl Api {
     /// Starts the API on a free loopback port.
     pub async fn start() -> Self {
         let shared = Arc::new(Shared::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::harness::loopback::spawn(app).await;
         Self { addr, shared }
     }
 

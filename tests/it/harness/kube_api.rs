@@ -47,23 +47,9 @@ impl KubeApi {
     /// Starts the server.
     pub fn start() -> KubeApi {
         let store = Shared::default();
-        let router = Router::new()
-            .route(
-                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
-                get(list_leases).post(create_lease),
-            )
-            .route(
-                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
-                get(get_lease).put(replace_lease),
-            )
-            .route(
-                "/api/v1/namespaces/{ns}/configmaps",
-                get(list_maps).post(create_map),
-            )
-            .route(
-                "/api/v1/namespaces/{ns}/configmaps/{name}",
-                get(get_map).put(replace_map),
-            )
+        let router = [LEASES, CONFIG_MAPS]
+            .into_iter()
+            .fold(Router::new(), routes)
             .route("/api", get(|| async { Json(discovery::core_versions()) }))
             .route("/apis", get(|| async { Json(discovery::groups()) }))
             .route(
@@ -186,14 +172,8 @@ fn enter(store: &Shared, method: Method, resource: &str) -> Option<Response> {
     })
 }
 
-fn list(
-    store: Shared,
-    resource: &str,
-    kind: &str,
-    api: &str,
-    ns: String,
-    query: HashMap<String, String>,
-) -> Response {
+fn list(store: Shared, kind: &Kind, ns: String, query: HashMap<String, String>) -> Response {
+    let resource = kind.resource;
     if let Some(refused) = enter(&store, Method::GET, resource) {
         return refused;
     }
@@ -221,14 +201,15 @@ fn list(
         .cloned()
         .collect();
     let body = json!({
-        "kind": format!("{kind}List"), "apiVersion": api,
+        "kind": format!("{}List", kind.kind), "apiVersion": kind.api_version,
         "metadata": {"resourceVersion": store.version.to_string()},
         "items": items,
     });
     Json(body).into_response()
 }
 
-fn read(store: Shared, resource: &str, ns: String, name: String) -> Response {
+fn read(store: Shared, kind: &Kind, ns: String, name: String) -> Response {
+    let resource = kind.resource;
     if let Some(refused) = enter(&store, Method::GET, resource) {
         return refused;
     }
@@ -246,13 +227,12 @@ fn read(store: Shared, resource: &str, ns: String, name: String) -> Response {
 /// A create (`replace: false`) or a replace, with the API server's version checks.
 fn write(
     store: Shared,
-    resource: &str,
-    kind: &str,
-    api: &str,
+    kind: &Kind,
     ns: String,
     name: Option<String>,
     mut body: Value,
 ) -> Response {
+    let (resource, api) = (kind.resource, kind.api_version);
     let method = if name.is_some() {
         Method::PUT
     } else {
@@ -268,13 +248,13 @@ fn write(
             "metadata.name: Required value".into(),
         );
     };
-    if body["kind"] != kind || body["apiVersion"] != api {
+    if body["kind"] != kind.kind || body["apiVersion"] != api {
         return status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             format!(
-                "expected {api} {kind}, got {} {}",
-                body["apiVersion"], body["kind"]
+                "expected {api} {}, got {} {}",
+                kind.kind, body["apiVersion"], body["kind"]
             ),
         );
     }
@@ -339,62 +319,69 @@ fn write(
     (code, Json(body)).into_response()
 }
 
-const LEASE: (&str, &str, &str) = ("leases", "Lease", "coordination.k8s.io/v1");
-const MAP: (&str, &str, &str) = ("configmaps", "ConfigMap", "v1");
+/// One sort of object the server keeps, and where its endpoints are.
+struct Kind {
+    /// The URL's resource name (`leases`).
+    resource: &'static str,
+    /// The objects' `kind` (`Lease`).
+    kind: &'static str,
+    /// The objects' `apiVersion`, which is also the URL's group path.
+    api_version: &'static str,
+}
 
-async fn list_leases(
-    State(s): State<Shared>,
-    UrlPath(ns): UrlPath<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    list(s, LEASE.0, LEASE.1, LEASE.2, ns, q)
-}
-async fn get_lease(
-    State(s): State<Shared>,
-    UrlPath((ns, name)): UrlPath<(String, String)>,
-) -> Response {
-    read(s, LEASE.0, ns, name)
-}
-async fn create_lease(
-    State(s): State<Shared>,
-    UrlPath(ns): UrlPath<String>,
-    Json(body): Json<Value>,
-) -> Response {
-    write(s, LEASE.0, LEASE.1, LEASE.2, ns, None, body)
-}
-async fn replace_lease(
-    State(s): State<Shared>,
-    UrlPath((ns, name)): UrlPath<(String, String)>,
-    Json(body): Json<Value>,
-) -> Response {
-    write(s, LEASE.0, LEASE.1, LEASE.2, ns, Some(name), body)
-}
-async fn list_maps(
-    State(s): State<Shared>,
-    UrlPath(ns): UrlPath<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    list(s, MAP.0, MAP.1, MAP.2, ns, q)
-}
-async fn get_map(
-    State(s): State<Shared>,
-    UrlPath((ns, name)): UrlPath<(String, String)>,
-) -> Response {
-    read(s, MAP.0, ns, name)
-}
-async fn create_map(
-    State(s): State<Shared>,
-    UrlPath(ns): UrlPath<String>,
-    Json(body): Json<Value>,
-) -> Response {
-    write(s, MAP.0, MAP.1, MAP.2, ns, None, body)
-}
-async fn replace_map(
-    State(s): State<Shared>,
-    UrlPath((ns, name)): UrlPath<(String, String)>,
-    Json(body): Json<Value>,
-) -> Response {
-    write(s, MAP.0, MAP.1, MAP.2, ns, Some(name), body)
+const LEASES: &Kind = &Kind {
+    resource: "leases",
+    kind: "Lease",
+    api_version: "coordination.k8s.io/v1",
+};
+const CONFIG_MAPS: &Kind = &Kind {
+    resource: "configmaps",
+    kind: "ConfigMap",
+    api_version: "v1",
+};
+
+/// `router` with the list, create, get and replace endpoints of `kind`.
+fn routes(router: Router<Shared>, kind: &'static Kind) -> Router<Shared> {
+    let group = match kind.api_version {
+        "v1" => "/api/v1".to_string(),
+        group => format!("/apis/{group}"),
+    };
+    let all = format!("{group}/namespaces/{{ns}}/{}", kind.resource);
+    let one = format!("{all}/{{name}}");
+    type Named = UrlPath<(String, String)>;
+    router
+        .route(
+            &all,
+            get(
+                move |State(s): State<Shared>,
+                      UrlPath(ns): UrlPath<String>,
+                      Query(q): Query<HashMap<String, String>>| async move {
+                    list(s, kind, ns, q)
+                },
+            )
+            .post(
+                move |State(s): State<Shared>,
+                      UrlPath(ns): UrlPath<String>,
+                      Json(body): Json<Value>| async move {
+                    write(s, kind, ns, None, body)
+                },
+            ),
+        )
+        .route(
+            &one,
+            get(
+                move |State(s): State<Shared>, UrlPath((ns, name)): Named| async move {
+                    read(s, kind, ns, name)
+                },
+            )
+            .put(
+                move |State(s): State<Shared>,
+                      UrlPath((ns, name)): Named,
+                      Json(body): Json<Value>| async move {
+                    write(s, kind, ns, Some(name), body)
+                },
+            ),
+        )
 }
 
 /// `kubernetes-validate`, installed in its venv on first use.

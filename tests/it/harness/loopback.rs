@@ -33,6 +33,16 @@ pub fn serve(router: axum::Router) -> Loopback {
     Loopback { addr }
 }
 
+/// Serves `router` on a free loopback port from the calling runtime (it stops with it).
+pub async fn spawn(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
 /// A free loopback port (bound, then released) for `server.listen`.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

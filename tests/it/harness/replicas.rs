@@ -78,6 +78,34 @@ impl Source {
         self.runs.lock().unwrap().clone()
     }
 
+    /// For each of `tasks`, how long after `since` it first ran on a replica other than
+    /// `gone`; waits up to `limit` for every one of them to have run elsewhere.
+    pub fn moved<'a>(
+        &self,
+        tasks: impl IntoIterator<Item = &'a String> + Copy,
+        gone: &str,
+        since: Duration,
+        limit: Duration,
+    ) -> Vec<Duration> {
+        let elsewhere = |runs: &[Run], task: &String| {
+            runs.iter()
+                .filter(|r| &r.task == task && r.replica != gone && r.start > since)
+                .map(|r| r.start - since)
+                .min()
+        };
+        let what = format!("every task of {gone} to run elsewhere");
+        self.wait_for(limit, &what, |runs| {
+            tasks
+                .into_iter()
+                .all(|task| elsewhere(runs, task).is_some())
+        });
+        let runs = self.runs();
+        tasks
+            .into_iter()
+            .filter_map(|task| elsewhere(&runs, task))
+            .collect()
+    }
+
     /// Waits until `done` holds for the runs, or panics after `limit` with `what`.
     pub fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&[Run]) -> bool) {
         let deadline = Instant::now() + limit;

@@ -87,12 +87,8 @@ impl CdfServer {
             seen: Mutex::new(Vec::new()),
             next_request: AtomicU64::new(1),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = crate::harness::loopback::spawn(app).await;
         Self {
             addr,
             project: project.to_string(),
