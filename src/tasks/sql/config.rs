@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::database::Backend;
-use super::placeholders::{Param, Template};
+use super::placeholders::{Param, Style, Template};
 use crate::config::check::{self, Presence};
 pub use crate::config::Tls;
 use crate::config::{BuildError, HumanDuration, SecretSource};
@@ -114,7 +114,11 @@ impl fmt::Debug for SqlSourceConfig {
 /// Every rule of a `source:` block; the backend and the parsed query when they hold.
 pub(super) fn check(source: &SqlSourceConfig) -> Result<(Backend, Template), BuildError> {
     let backend = Backend::from_url(&source.url).map_err(|m| BuildError::at("source.url", m));
-    let template = Template::parse(&source.query)
+    // A URL that names no database is reported on its own; its query is read as PostgreSQL's.
+    let style = backend
+        .as_ref()
+        .map_or(Style::Dollar, |backend| backend.style());
+    let template = Template::parse(&source.query, style)
         .map_err(|error| BuildError::at("source.query", error.to_string()));
     let mut checks = vec![
         check::secret_pair(

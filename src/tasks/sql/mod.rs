@@ -212,7 +212,9 @@ mod tests {
     #[test]
     fn an_error_position_points_into_the_query_as_written() {
         let written = "SELECT {cursor.id},\n  nope FROMM t";
-        let rewritten = Template::parse(written).unwrap().rewrite(Style::Dollar);
+        let rewritten = Template::parse(written, Style::Dollar)
+            .unwrap()
+            .rewrite(Style::Dollar);
         let chars = rewritten.text.find("FROMM").unwrap() + 1;
         assert_eq!(
             rewritten.position(written, chars),

@@ -6,8 +6,11 @@
 //! compared as text). Bound, the value keeps its type and the statement can be prepared once.
 //!
 //! Braces inside string literals, quoted identifiers and comments are left alone, so a query
-//! may hold `'{not a placeholder}'`. The rewritten text keeps a map back to the written one, so
-//! an error position the database reports points into the query as the user wrote it.
+//! may hold `'{not a placeholder}'`. Where a string ends depends on the database: a backslash
+//! escapes the next character in MySQL's strings and in PostgreSQL's `E'...'` strings, and is a
+//! plain character in PostgreSQL's standard strings and SQLite's (so `'C:\'` ends at its
+//! quote). The rewritten text keeps a map back to the written one, so an error position the
+//! database reports points into the query as the user wrote it.
 
 use std::fmt;
 
@@ -71,14 +74,18 @@ pub struct UnknownPlaceholder {
 }
 
 impl Template {
-    /// Finds the placeholders of `text`, outside strings, quoted identifiers and comments.
-    pub fn parse(text: &str) -> Result<Self, UnknownPlaceholder> {
+    /// Finds the placeholders of `text`, outside strings, quoted identifiers and comments, with
+    /// the string rules of the database whose bind parameters are `style`.
+    pub fn parse(text: &str, style: Style) -> Result<Self, UnknownPlaceholder> {
         let mut found = Vec::new();
         let bytes = text.as_bytes();
         let mut at = 0;
         while at < bytes.len() {
             at = match bytes[at] {
-                quote @ (b'\'' | b'"' | b'`') => skip_quoted(bytes, at, quote),
+                quote @ (b'\'' | b'"' | b'`') => {
+                    let backslash = quote == b'\'' && backslash_escapes(style, bytes, at);
+                    skip_quoted(bytes, at, quote, backslash)
+                }
                 b'-' if bytes.get(at + 1) == Some(&b'-') => skip_until(bytes, at, b"\n"),
                 b'/' if bytes.get(at + 1) == Some(&b'*') => skip_until(bytes, at + 2, b"*/"),
                 b'{' => {
@@ -193,13 +200,31 @@ fn is_column(name: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
 }
 
-/// The offset after the quoted run starting at `at`; a doubled quote is an escaped one, and a
-/// backslash escapes the next byte (MySQL's strings).
-fn skip_quoted(bytes: &[u8], at: usize, quote: u8) -> usize {
+/// Whether a backslash escapes the next byte in the single-quoted string starting at `at`: in
+/// every MySQL string, and in PostgreSQL's only after an `E` prefix (`E'it\'s'`); standard
+/// strings (PostgreSQL's `standard_conforming_strings`, SQLite's) take it as a plain character.
+fn backslash_escapes(style: Style, bytes: &[u8], at: usize) -> bool {
+    match style {
+        Style::Question => true,
+        Style::QuestionNumbered => false,
+        Style::Dollar => {
+            let prefix = at.checked_sub(1).map(|before| bytes[before]);
+            let word = at.checked_sub(2).map(|before| bytes[before]);
+            matches!(prefix, Some(b'E' | b'e'))
+                && !word.is_some_and(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$') || b >= 0x80
+                })
+        }
+    }
+}
+
+/// The offset after the quoted run starting at `at`; a doubled quote is an escaped one, and with
+/// `backslash` a backslash escapes the next byte.
+fn skip_quoted(bytes: &[u8], at: usize, quote: u8, backslash: bool) -> usize {
     let mut index = at + 1;
     while index < bytes.len() {
         match bytes[index] {
-            b'\\' if quote == b'\'' => index += 2,
+            b'\\' if backslash => index += 2,
             byte if byte == quote => {
                 if bytes.get(index + 1) == Some(&quote) {
                     index += 2;
@@ -237,6 +262,7 @@ mod tests {
     fn dollar_and_numbered_styles_bind_a_repeated_placeholder_once() {
         let template = Template::parse(
             "SELECT 1 WHERE a > {cursor.a} OR (a = {cursor.a} AND b > {cursor.b}) LIMIT {limit}",
+            Style::Dollar,
         )
         .unwrap();
         let dollar = template.rewrite(Style::Dollar);
@@ -254,7 +280,9 @@ mod tests {
 
     #[test]
     fn question_style_binds_each_use() {
-        let rewritten = Template::parse(KEYSET).unwrap().rewrite(Style::Question);
+        let rewritten = Template::parse(KEYSET, Style::Question)
+            .unwrap()
+            .rewrite(Style::Question);
         assert!(rewritten
             .text
             .ends_with("> (?, ?) ORDER BY updated_at, id LIMIT ?"));
@@ -268,7 +296,7 @@ mod tests {
     fn braces_in_strings_identifiers_and_comments_are_text() {
         let text =
             "SELECT '{x}', 'it''s {y}', \"{z}\", `{w}` -- {c}\n/* {d} */ FROM t LIMIT {limit}";
-        let template = Template::parse(text).unwrap();
+        let template = Template::parse(text, Style::Dollar).unwrap();
         assert_eq!(template.params().collect::<Vec<_>>(), [&Param::Limit]);
         let rewritten = template.rewrite(Style::Dollar);
         assert!(rewritten.text.starts_with("SELECT '{x}', 'it''s {y}'"));
@@ -277,18 +305,20 @@ mod tests {
 
     #[test]
     fn an_unknown_placeholder_is_refused_with_its_line() {
-        let error = Template::parse("SELECT 1\nWHERE a > {cursor}").unwrap_err();
+        let error = Template::parse("SELECT 1\nWHERE a > {cursor}", Style::Dollar).unwrap_err();
         assert_eq!(error.text, "{cursor}");
         assert_eq!(error.line, 2);
-        assert!(Template::parse("SELECT {offset}").is_err());
-        assert!(Template::parse("SELECT {cursor.a b}").is_err());
-        assert!(Template::parse("SELECT {cursor.a").is_err());
+        assert!(Template::parse("SELECT {offset}", Style::Dollar).is_err());
+        assert!(Template::parse("SELECT {cursor.a b}", Style::Dollar).is_err());
+        assert!(Template::parse("SELECT {cursor.a", Style::Dollar).is_err());
     }
 
     #[test]
     fn offsets_in_the_sent_text_map_back_to_the_written_query() {
         let written = "SELECT {cursor.updated_at}, FROMM t";
-        let rewritten = Template::parse(written).unwrap().rewrite(Style::Dollar);
+        let rewritten = Template::parse(written, Style::Dollar)
+            .unwrap()
+            .rewrite(Style::Dollar);
         assert_eq!(rewritten.text, "SELECT $1, FROMM t");
         let sent = rewritten.text.find("FROMM").unwrap();
         assert_eq!(
@@ -296,5 +326,49 @@ mod tests {
             written.find("FROMM").unwrap()
         );
         assert_eq!(rewritten.written_offset(3), 3);
+    }
+
+    #[test]
+    fn a_backslash_is_plain_in_standard_strings() {
+        let text = r"SELECT * FROM f WHERE p = 'C:\' AND id > {cursor.id} LIMIT {limit}";
+        for style in [Style::Dollar, Style::QuestionNumbered] {
+            let template = Template::parse(text, style).unwrap();
+            assert_eq!(
+                template.params().collect::<Vec<_>>(),
+                [&cursor("id"), &Param::Limit],
+                "{style:?}"
+            );
+        }
+        let sqlite = Template::parse(text, Style::QuestionNumbered).unwrap();
+        assert_eq!(
+            sqlite.rewrite(Style::QuestionNumbered).text,
+            r"SELECT * FROM f WHERE p = 'C:\' AND id > ?1 LIMIT ?2"
+        );
+    }
+
+    #[test]
+    fn a_backslash_escapes_in_mysql_strings_and_postgres_escape_strings() {
+        let mysql = Template::parse(
+            r"SELECT 'it\'s {x}', 'C:\\' FROM t WHERE id > {cursor.id} LIMIT {limit}",
+            Style::Question,
+        )
+        .unwrap();
+        assert_eq!(
+            mysql.params().collect::<Vec<_>>(),
+            [&cursor("id"), &Param::Limit]
+        );
+        assert!(mysql
+            .rewrite(Style::Question)
+            .text
+            .starts_with(r"SELECT 'it\'s {x}', 'C:\\' FROM t"));
+        let postgres = Template::parse(
+            r"SELECT E'it\'s {x}', e'\\', name'\' FROM t WHERE id > {cursor.id} LIMIT {limit}",
+            Style::Dollar,
+        )
+        .unwrap();
+        assert_eq!(
+            postgres.params().collect::<Vec<_>>(),
+            [&cursor("id"), &Param::Limit]
+        );
     }
 }
