@@ -1,5 +1,5 @@
 //! [`Backend`]: which database a URL names, and what follows from it (how it writes bind
-//! parameters, what its error messages are called).
+//! parameters). Each database's name in messages is its module's `NAME`.
 
 use super::placeholders::Style;
 
@@ -36,15 +36,6 @@ impl Backend {
             Self::Postgres => Style::Dollar,
             Self::MySql => Style::Question,
             Self::Sqlite => Style::QuestionNumbered,
-        }
-    }
-
-    /// Its name in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Postgres => "PostgreSQL",
-            Self::MySql => "MySQL",
-            Self::Sqlite => "SQLite",
         }
     }
 }
