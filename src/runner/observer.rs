@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use tokio::sync::watch;
+
 use super::shutdown::Shutdown;
 use super::supervisor::RunOutcome;
 use crate::session::Session;
@@ -23,12 +25,15 @@ pub struct RunReport<'a> {
 /// never changes the run's outcome.
 #[async_trait::async_trait]
 pub trait RunObserver: Send + Sync + fmt::Debug + 'static {
-    /// A run ended. Awaited before the task's next run may start, so keep it short (the session's
-    /// timeouts and retries bound it).
-    async fn run_ended(&self, session: &Session, report: &RunReport<'_>);
+    /// A run ended. Called inside the run, so it must not wait on anything: note the report and
+    /// send it from [`watch`](Self::watch), so that a slow or unreachable destination never holds
+    /// back a task's next run (or a reload, or shutdown).
+    fn run_ended(&self, report: &RunReport<'_>);
 
-    /// Runs beside the tasks until `shutdown` (a heartbeat, say). By default, nothing.
-    async fn watch(&self, session: Session, shutdown: Shutdown) {
-        let _ = (session, shutdown);
+    /// Runs beside the tasks until `shutdown` (sending what `run_ended` noted, a heartbeat);
+    /// the runner waits for it to return within the shutdown grace period. `sessions` holds the
+    /// current session: a reload of `auth:` or `session:` replaces it. By default, nothing.
+    async fn watch(&self, sessions: watch::Receiver<Session>, shutdown: Shutdown) {
+        let _ = (sessions, shutdown);
     }
 }

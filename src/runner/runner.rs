@@ -271,15 +271,14 @@ impl RunnerBuilder {
         }
         let token_watch = token_watch::spawn(credentials, readiness.clone(), shutdown.clone());
 
-        for observer in &observers {
-            let (observer, session) = (observer.clone(), session.clone());
-            let shutdown = shutdown.clone();
-            background.push(tokio::spawn(async move {
-                observer.watch(session, shutdown).await
-            }));
-        }
         let tracker = TaskTracker::new();
         let (sessions, sessions_rx) = watch::channel(session);
+        // On the tracker: shutdown waits (within the grace period) for what they still send.
+        for observer in &observers {
+            let (observer, sessions) = (observer.clone(), sessions_rx.clone());
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move { observer.watch(sessions, shutdown).await });
+        }
         let host = Host {
             sessions: sessions_rx,
             state: state.clone(),

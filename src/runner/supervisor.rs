@@ -231,12 +231,12 @@ impl Supervisor {
                 "run ended"
             )
         });
-        self.tell_observers(outcome, error.as_deref()).await;
+        self.tell_observers(outcome, error.as_deref());
         outcome
     }
 
     /// Tells every observer how the run ended (a run stopped by shutdown is not news).
-    async fn tell_observers(&self, outcome: RunOutcome, error: Option<&str>) {
+    fn tell_observers(&self, outcome: RunOutcome, error: Option<&str>) {
         if outcome == RunOutcome::Cancelled {
             return;
         }
@@ -250,7 +250,7 @@ impl Supervisor {
             error,
         };
         for observer in self.observers.iter() {
-            observer.run_ended(&self.session(), &report).await;
+            observer.run_ended(&report);
         }
     }
 

@@ -61,19 +61,7 @@ async fn a_refused_report_is_sent_again_with_the_next_and_heartbeats_go_out() {
         ", extraction-pipeline: {external-id: late, heartbeat: 1s}",
         "",
     );
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("interval: 1h", "interval: 1s");
-    std::fs::write(&path, text).unwrap();
-    let registry = tapline::Registry::builtin();
-    let config = registry.load(&path).unwrap();
-    let shutdown = tapline::runner::Shutdown::new();
-    let runner = registry
-        .runner(config)
-        .unwrap()
-        .handle_signals(false)
-        .shutdown(shutdown.clone());
-    let handle = tokio::spawn(runner.run());
+    let (shutdown, handle) = every_second(&path);
 
     let refused = |server: &crate::harness::cdf::CdfServer| {
         server
@@ -111,6 +99,59 @@ async fn a_refused_report_is_sent_again_with_the_next_and_heartbeats_go_out() {
         store.statuses("late").iter().all(|s| s != "failure"),
         "the task never failed"
     );
+}
+
+/// Runs the config's tasks every second, in process, until the returned shutdown.
+fn every_second(
+    path: &std::path::Path,
+) -> (
+    tapline::runner::Shutdown,
+    tokio::task::JoinHandle<Result<(), tapline::runner::Error>>,
+) {
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("interval: 1h", "interval: 1s");
+    std::fs::write(path, text).unwrap();
+    let registry = tapline::Registry::builtin();
+    let config = registry.load(path).unwrap();
+    let shutdown = tapline::runner::Shutdown::new();
+    let runner = registry
+        .runner(config)
+        .unwrap()
+        .handle_signals(false)
+        .shutdown(shutdown.clone());
+    (shutdown.clone(), tokio::spawn(runner.run()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_to_an_unknown_pipeline_wait_without_holding_back_the_others() {
+    let (server, _sdk) = server_and_sdk().await;
+    server.pipeline("pipe-a");
+    let setup = Setup::new(server.clone(), idp().secret_client(false, 3600).await);
+    setup.append("a.jsonl", &[json!({"id": 1})]);
+    setup.append("b.jsonl", &[json!({"id": 2})]);
+    let path = setup.config(
+        &[("good", "a.jsonl", RAW), ("lost", "b.jsonl", RAW)],
+        ", extraction-pipeline: {external-id: pipe-a}",
+        "",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  - name: lost\n",
+        "  - name: lost\n    extraction-pipeline: nowhere\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let (shutdown, handle) = every_second(&path);
+    let successes = |pipeline: &str| {
+        let statuses = server.store().statuses(pipeline);
+        statuses.iter().filter(|s| *s == "success").count()
+    };
+    // Every run of `lost` adds a report CDF refuses; `good`'s go through all the same.
+    wait_for(|| successes("pipe-a") >= 4, "four reports of good").await;
+    assert_eq!(successes("nowhere"), 0);
+    server.pipeline("nowhere");
+    wait_for(|| successes("nowhere") >= 4, "the kept reports of lost").await;
+    shutdown.trigger();
+    handle.await.unwrap().unwrap();
 }
 
 async fn wait_for(mut done: impl FnMut() -> bool, what: &str) {

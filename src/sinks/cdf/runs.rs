@@ -4,18 +4,23 @@
 //! `seen` to every pipeline in use. A task's runs go to its own `extraction-pipeline:` or to
 //! `cdf.extraction-pipeline.external-id`.
 //!
-//! A report that cannot be sent is logged and kept, and goes with the next report: a CDF outage
-//! never fails a task, and the pipeline's history stays complete once CDF is back (up to
-//! [`MAX_PENDING`] reports, the oldest dropped first).
+//! Reports are queued by the run and sent by [`RunObserver::watch`], in requests of at most
+//! 1,000 (CDF's limit), so a CDF outage never holds back or fails a task. A report that cannot
+//! be sent is logged and kept for the next round, so the pipeline's history stays complete once
+//! CDF is back (up to [`MAX_PENDING`] reports, the oldest dropped first). Reports to a pipeline
+//! CDF does not know (yet) are kept the same way, while the others are sent.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
 
-use super::api::CdfApi;
+use super::api::{CdfApi, Items};
+use super::chunk::{self, ITEMS};
+use super::error::CdfError;
 use crate::config::{CdfConfig, Config};
 use crate::runner::{RunObserver, RunOutcome, RunReport, Shutdown};
 use crate::session::Session;
@@ -33,7 +38,9 @@ pub struct ExtractionPipelineRuns {
     pipelines: HashMap<String, String>,
     heartbeat: Duration,
     /// Reports not yet accepted by CDF, oldest first.
-    pending: Mutex<Vec<Value>>,
+    pending: Mutex<VecDeque<Value>>,
+    /// Woken when a run queued a report.
+    queued: Notify,
 }
 
 impl ExtractionPipelineRuns {
@@ -60,40 +67,76 @@ impl ExtractionPipelineRuns {
             api: CdfApi::new(cdf),
             pipelines,
             heartbeat,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
         })
     }
 
-    /// Sends `reports` after the ones still pending; keeps them all for later if CDF refuses.
-    async fn send(&self, session: &Session, reports: Vec<Value>) {
-        let items = {
-            let mut pending = self.pending.lock().expect("not poisoned");
-            pending.extend(reports);
-            std::mem::take(&mut *pending)
-        };
-        if items.is_empty() {
-            return;
-        }
-        let body = json!({"items": &items});
-        let sent = self
-            .api
-            .send(session, Method::POST, "extpipes/runs", Some(&body))
-            .await;
-        if let Err(error) = sent {
-            tracing::warn!(error = %crate::runner::error_chain(&error), reports = items.len(), "reporting to the extraction pipeline failed; retrying with the next report");
-            let mut pending = self.pending.lock().expect("not poisoned");
-            let newer = std::mem::take(&mut *pending);
-            pending.extend(items);
-            pending.extend(newer);
-            let excess = pending.len().saturating_sub(MAX_PENDING);
-            pending.drain(..excess);
-        }
+    fn pending(&self) -> std::sync::MutexGuard<'_, VecDeque<Value>> {
+        self.pending.lock().expect("not poisoned")
     }
+
+    /// Queues `reports` after the pending ones, dropping the oldest beyond [`MAX_PENDING`].
+    fn queue(&self, reports: impl IntoIterator<Item = Value>) {
+        let mut pending = self.pending();
+        pending.extend(reports);
+        let excess = pending.len().saturating_sub(MAX_PENDING);
+        pending.drain(..excess);
+    }
+
+    /// Sends every pending report, in requests CDF takes. What cannot be sent now stays
+    /// pending, ahead of reports queued meanwhile: all of it when CDF cannot be reached, only
+    /// the reports to unknown pipelines when CDF names some `missing` (the rest are sent).
+    async fn flush(&self, session: &Session) {
+        let items: Vec<Value> = self.pending().drain(..).collect();
+        let mut requests: VecDeque<Vec<Value>> =
+            chunk::split(items, ITEMS, usize::MAX, |_| 1).into();
+        let mut unsent = Vec::new();
+        while let Some(request) = requests.pop_front() {
+            let body = Items { items: &request };
+            let sent = self
+                .api
+                .send(session, Method::POST, "extpipes/runs", Some(&body))
+                .await;
+            let error = match sent {
+                Ok(_) => continue,
+                Err(error) => error,
+            };
+            if let Some((unknown, known)) = split_unknown(&error, &request) {
+                tracing::warn!(pipelines = ?unknown.iter().filter_map(|i| i["externalId"].as_str()).collect::<BTreeSet<_>>(), "CDF knows no extraction pipeline of this external id; its run reports are kept for later");
+                unsent.extend(unknown);
+                if !known.is_empty() {
+                    requests.push_front(known);
+                }
+                continue;
+            }
+            tracing::warn!(error = %crate::runner::error_chain(&error), reports = request.len(), "reporting to the extraction pipeline failed; trying again later");
+            unsent.extend(request.into_iter().chain(requests.into_iter().flatten()));
+            break;
+        }
+        let newer = std::mem::replace(&mut *self.pending(), unsent.into());
+        self.queue(newer);
+    }
+}
+
+/// The items of `request` to the pipelines CDF named `missing` in `error`, and the others;
+/// `None` when the error names none of them.
+fn split_unknown(error: &CdfError, request: &[Value]) -> Option<(Vec<Value>, Vec<Value>)> {
+    let CdfError::Api(refused) = error else {
+        return None;
+    };
+    let unknown: HashSet<String> = refused.missing_external_ids().into_iter().collect();
+    let (missing, known): (Vec<Value>, Vec<Value>) = request.iter().cloned().partition(|item| {
+        item["externalId"]
+            .as_str()
+            .is_some_and(|id| unknown.contains(id))
+    });
+    (!missing.is_empty()).then_some((missing, known))
 }
 
 #[async_trait::async_trait]
 impl RunObserver for ExtractionPipelineRuns {
-    async fn run_ended(&self, session: &Session, report: &RunReport<'_>) {
+    fn run_ended(&self, report: &RunReport<'_>) {
         let Some(pipeline) = self.pipelines.get(report.task) else {
             return;
         };
@@ -105,21 +148,28 @@ impl RunObserver for ExtractionPipelineRuns {
             ),
             RunOutcome::Cancelled | RunOutcome::Skipped => return,
         };
-        self.send(session, vec![item(pipeline, status, &message)])
-            .await;
+        self.queue([item(pipeline, status, &message)]);
+        self.queued.notify_one();
     }
 
-    async fn watch(&self, session: Session, shutdown: Shutdown) {
+    async fn watch(&self, sessions: watch::Receiver<Session>, shutdown: Shutdown) {
         let in_use: BTreeSet<&String> = self.pipelines.values().collect();
         let start = tokio::time::Instant::now() + self.heartbeat;
         let mut ticks = tokio::time::interval_at(start, self.heartbeat);
         loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = ticks.tick() => {}
+            let last = tokio::select! {
+                _ = shutdown.wait() => true,
+                _ = self.queued.notified() => false,
+                _ = ticks.tick() => {
+                    self.queue(in_use.iter().map(|p| item(p, "seen", "")));
+                    false
+                }
+            };
+            let session = sessions.borrow().clone();
+            self.flush(&session).await;
+            if last {
+                return;
             }
-            let seen = in_use.iter().map(|p| item(p, "seen", "")).collect();
-            self.send(&session, seen).await;
         }
     }
 }
