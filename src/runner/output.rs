@@ -212,21 +212,13 @@ impl Output {
     async fn deliver_first(&mut self, mut count: usize) -> Result<(), TaskError> {
         while count > 0 {
             let size = count.min(self.destination.batch_size);
-            let rest = self.pending.split_off(size);
-            let batch = std::mem::replace(&mut self.pending, rest);
-            self.deliver(&batch).await?;
+            // Delivered from where they are, then drained: `pending` keeps its allocation.
+            let delivered = deliver(&self.ctx, &self.destination, &self.pending[..size]).await;
+            self.pending.drain(..size);
+            delivered?;
+            self.delivered += size as u64;
             count -= size;
         }
-        Ok(())
-    }
-
-    async fn deliver(&mut self, batch: &[Value]) -> Result<(), TaskError> {
-        if self.ctx.is_cancelled() {
-            return Err(TaskError::Cancelled);
-        }
-        self.destination.sink.deliver(&self.ctx, batch).await?;
-        self.ctx.records_delivered(batch.len() as u64);
-        self.delivered += batch.len() as u64;
         Ok(())
     }
 
@@ -275,6 +267,20 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// Hands `batch` to the sink and counts it.
+async fn deliver(
+    ctx: &TaskContext,
+    destination: &Destination,
+    batch: &[Value],
+) -> Result<(), TaskError> {
+    if ctx.is_cancelled() {
+        return Err(TaskError::Cancelled);
+    }
+    destination.sink.deliver(ctx, batch).await?;
+    ctx.records_delivered(batch.len() as u64);
+    Ok(())
 }
 
 /// Runs `program` on each record of a chunk, in order.
