@@ -374,6 +374,23 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_never_keeps_bytes_past_the_last_fsynced_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (buffer, _) = open(dir.path());
+        buffer.append(&frames(0..3)).unwrap();
+        // An append in progress: its bytes are in the file, but its fsync has not returned.
+        let segment = segments(dir.path()).pop().unwrap();
+        let committed = std::fs::metadata(&segment).unwrap().len();
+        let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+        file.write_all(frames(100..103).bytes()).unwrap();
+        assert_eq!(numbers(&buffer.read(100).unwrap()), [0, 1, 2]);
+        // Its fsync failed: the writer cut it off, and the next append writes other bytes there.
+        file.set_len(committed).unwrap();
+        buffer.append(&frames(3..6)).unwrap();
+        assert_eq!(numbers(&buffer.read(100).unwrap()), [3, 4, 5]);
+    }
+
+    #[test]
     fn a_second_process_cannot_open_the_same_directory() {
         let dir = tempfile::tempdir().unwrap();
         let (_buffer, _) = open(dir.path());

@@ -4,7 +4,7 @@
 //! is set aside like damage found at open, and reading goes on after it.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom, Take};
 use std::path::Path;
 
 use super::error::{io, Error};
@@ -45,8 +45,11 @@ impl Batch {
 pub(super) struct Reader {
     /// Where the next record starts.
     pub(super) at: Position,
-    /// The segment `at` is in, positioned at `at`.
-    file: Option<BufReader<File>>,
+    /// The segment `at` is in, positioned at `at`. The file under the buffer reads no further
+    /// than the end [`Reader::end`] gave (the limit of its `Take`): bytes past the last fsynced
+    /// append may belong to an append whose fsync fails, which the writer cuts off before writing
+    /// other bytes at the same offsets, and a copy buffered here would be read in their place.
+    file: Option<BufReader<Take<File>>>,
     /// Its length, once the writer has moved on to a later segment.
     complete: Option<u64>,
     /// The frame being read.
@@ -86,9 +89,7 @@ impl Reader {
             });
             return Ok(true);
         }
-        reader
-            .fetch_frame(end - reader.at.offset)
-            .map_err(io("read", &path))?;
+        reader.fetch_frame(end).map_err(io("read", &path))?;
         if let Parsed::Frame {
             appended_ms,
             record,
@@ -139,7 +140,7 @@ impl Reader {
             let mut file = File::open(path).map_err(io("open", path))?;
             file.seek(SeekFrom::Start(self.at.offset))
                 .map_err(io("read", path))?;
-            self.file = Some(BufReader::with_capacity(1 << 20, file));
+            self.file = Some(BufReader::with_capacity(1 << 20, file.take(0)));
         }
         if self.at.segment == committed.segment {
             return Ok(committed.offset);
@@ -147,16 +148,25 @@ impl Reader {
         if let Some(len) = self.complete {
             return Ok(len);
         }
-        let file = self.file.as_ref().expect("opened above").get_ref();
+        let file = self
+            .file
+            .as_ref()
+            .expect("opened above")
+            .get_ref()
+            .get_ref();
         let len = file.metadata().map_err(io("read", path))?.len();
         self.complete = Some(len);
         Ok(len)
     }
 
-    /// Reads the frame at `at` into `frame`, within the `left` bytes that may be read; leaves
+    /// Reads the frame at `at` into `frame`, reading the file no further than `end`; leaves
     /// `frame` empty when its header is damaged or announces more than there is.
-    fn fetch_frame(&mut self, left: u64) -> std::io::Result<()> {
+    fn fetch_frame(&mut self, end: u64) -> std::io::Result<()> {
         let file = self.file.as_mut().expect("opened by end()");
+        let left = end - self.at.offset;
+        // The file stands past `at` by what is buffered: it may read on up to `end`, no further.
+        let buffered = file.buffer().len() as u64;
+        file.get_mut().set_limit(left.saturating_sub(buffered));
         self.frame.clear();
         let mut header = [0; frame::HEADER_LEN];
         if left < header.len() as u64 {
