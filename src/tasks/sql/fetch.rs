@@ -62,18 +62,22 @@ pub struct Bind {
 /// What a query is sent with.
 #[derive(Debug, Clone)]
 pub struct Query {
-    /// The text with bind parameters.
-    pub sql: Arc<str>,
     /// The values, in parameter order.
     pub binds: Vec<Bind>,
-    /// The query as written, and how `sql` maps back to it (for error positions).
+    /// The query as written, and as sent: the text with bind parameters, and how it maps back
+    /// to the written one (for error positions). Shared, never copied, by every query of a task.
     pub written: Arc<(String, Rewritten)>,
     /// The URL, redacted, for messages.
     pub url: Arc<str>,
 }
 
 impl Query {
-    /// ` at line L, column C of source.query` for the 1-based character `chars` of `sql`.
+    /// The text sent: the query with bind parameters.
+    pub fn sql(&self) -> &str {
+        &self.written.1.text
+    }
+
+    /// ` at line L, column C of source.query` for the 1-based character `chars` of [`Query::sql`].
     pub fn position(&self, chars: usize) -> String {
         let (written, rewritten) = &*self.written;
         rewritten.position(written, chars)
@@ -121,7 +125,7 @@ where
     for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
 {
     use sqlx::Executor;
-    pool.prepare(&query.sql)
+    pool.prepare(query.sql())
         .await
         .map(drop)
         .map_err(|e| query.error(database, e))
@@ -145,7 +149,7 @@ where
     use futures::TryStreamExt;
     let error = |e| query.error(database, e);
     let mut connection = pool.acquire().await.map_err(error)?;
-    let rows = sqlx::query_with(&query.sql, arguments)
+    let rows = sqlx::query_with(query.sql(), arguments)
         .fetch(&mut *connection)
         .map_err(error);
     forward(rows, reader, cursor, sender).await

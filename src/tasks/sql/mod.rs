@@ -59,8 +59,8 @@ use crate::runner::{Task, TaskContext, TaskError};
 #[derive(Debug)]
 pub struct Sql {
     source: SqlSourceConfig,
-    rewritten: Rewritten,
-    /// The query as written and as sent, shared by every query of the task's runs.
+    /// The query as written and as sent (its text and what each parameter binds), shared by
+    /// every query of the task's runs.
     written: Arc<(String, Rewritten)>,
     connection: Connection,
     pools: Arc<Pools>,
@@ -79,8 +79,7 @@ pub fn build(config: SqlConfig, pools: Arc<Pools>) -> Result<Sql, BuildError> {
     let (backend, template) = config::check(&source)?;
     let rewritten = template.rewrite(backend.style());
     Ok(Sql {
-        written: Arc::new((source.query.clone(), rewritten.clone())),
-        rewritten,
+        written: Arc::new((source.query.clone(), rewritten)),
         connection: Connection::new(backend, &source),
         source,
         pools,
@@ -98,7 +97,7 @@ impl Sql {
     fn plan(&self, start: Option<cursor::Cursor>) -> reader::Plan {
         reader::Plan {
             query: self.query(Vec::new()),
-            params: self.rewritten.binds.clone(),
+            params: self.written.1.binds.clone(),
             columns: self.source.cursor.clone(),
             page_size: self.source.page_size,
             start,
@@ -108,7 +107,6 @@ impl Sql {
     /// The query with `binds`.
     fn query(&self, binds: Vec<Bind>) -> Query {
         Query {
-            sql: self.rewritten.text.clone().into(),
             binds,
             written: self.written.clone(),
             url: self.connection.shown().into(),
@@ -157,7 +155,7 @@ mod tests {
     #[test]
     fn a_keyset_query_builds() {
         let task = source(&keyed("")).unwrap();
-        assert!(task.rewritten.text.contains("> ($1, $2)"));
+        assert!(task.written.1.text.contains("> ($1, $2)"));
     }
 
     #[test]

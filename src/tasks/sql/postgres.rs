@@ -30,11 +30,11 @@ pub async fn read(
     let error = |e| query.error(NAME, e);
     let mut connection = pool.acquire().await.map_err(error)?;
     let statement = (&mut *connection)
-        .prepare(&query.sql)
+        .prepare(query.sql())
         .await
         .map_err(error)?;
     let arguments = arguments(&query.binds, statement.parameters())?;
-    let rows = sqlx::query_with(&query.sql, arguments)
+    let rows = sqlx::query_with(query.sql(), arguments)
         .fetch(&mut *connection)
         .map_err(error);
     forward(rows, reader, cursor, sender).await
