@@ -194,15 +194,13 @@ impl DiskBuffer {
     pub fn read(&self, max: usize) -> Result<Batch, Error> {
         let mut reader = lock(&self.reader);
         let mut batch = Batch::default();
-        while batch.records.len() < max {
-            let (committed, next) = {
-                let shared = lock(&self.shared);
-                let next = shared.segments.iter().find(|&&id| id > reader.at.segment);
-                (shared.committed, next.copied())
-            };
-            if reader.at >= committed {
-                break;
-            }
+        // Records appended during this read are left to the next.
+        let committed = lock(&self.shared).committed;
+        let next = |after: u64| {
+            let shared = lock(&self.shared);
+            shared.segments.iter().copied().find(|&id| id > after)
+        };
+        while batch.records.len() < max && reader.at < committed {
             if !reader.read_one(&self.dir, committed, next, &mut batch)? {
                 break;
             }

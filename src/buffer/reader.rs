@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Take};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::error::{io, Error};
 use super::frame::{self, Parsed};
@@ -50,6 +50,8 @@ pub(super) struct Reader {
     /// append may belong to an append whose fsync fails, which the writer cuts off before writing
     /// other bytes at the same offsets, and a copy buffered here would be read in their place.
     file: Option<BufReader<Take<File>>>,
+    /// Its path, kept for error messages.
+    path: PathBuf,
     /// Its length, once the writer has moved on to a later segment.
     complete: Option<u64>,
     /// The frame being read.
@@ -62,25 +64,26 @@ impl Reader {
         Self {
             at,
             file: None,
+            path: PathBuf::new(),
             complete: None,
             frame: Vec::new(),
         }
     }
 
     /// Reads the record at the reader's position (or moves to the next segment, or sets a
-    /// damaged region aside). Returns false when there is nothing more to read now.
+    /// damaged region aside). `next` gives the segment after the one given, if there is one yet.
+    /// Returns false when there is nothing more to read now.
     pub(super) fn read_one(
         &mut self,
         dir: &Path,
         committed: Position,
-        next: Option<u64>,
+        next: impl FnOnce(u64) -> Option<u64>,
         batch: &mut Batch,
     ) -> Result<bool, Error> {
         let reader = self;
-        let path = segment::path(dir, reader.at.segment);
-        let end = reader.end(&path, committed)?;
+        let end = reader.end(dir, committed)?;
         if reader.at.offset >= end {
-            let Some(next) = next else {
+            let Some(next) = next(reader.at.segment) else {
                 return Ok(false);
             };
             reader.move_to(Position {
@@ -89,7 +92,9 @@ impl Reader {
             });
             return Ok(true);
         }
-        reader.fetch_frame(end).map_err(io("read", &path))?;
+        if let Err(error) = reader.fetch_frame(end) {
+            return Err(io("read", &reader.path)(error));
+        }
         if let Parsed::Frame {
             appended_ms,
             record,
@@ -135,11 +140,13 @@ impl Reader {
 
     /// Where reading must stop in the current segment (which it opens if needed): the end of
     /// the last append there, or the end of the file once the writer has moved on.
-    fn end(&mut self, path: &Path, committed: Position) -> Result<u64, Error> {
+    fn end(&mut self, dir: &Path, committed: Position) -> Result<u64, Error> {
         if self.file.is_none() {
-            let mut file = File::open(path).map_err(io("open", path))?;
+            let path = segment::path(dir, self.at.segment);
+            let mut file = File::open(&path).map_err(io("open", &path))?;
             file.seek(SeekFrom::Start(self.at.offset))
-                .map_err(io("read", path))?;
+                .map_err(io("read", &path))?;
+            self.path = path;
             self.file = Some(BufReader::with_capacity(1 << 20, file.take(0)));
         }
         if self.at.segment == committed.segment {
@@ -154,7 +161,7 @@ impl Reader {
             .expect("opened above")
             .get_ref()
             .get_ref();
-        let len = file.metadata().map_err(io("read", path))?.len();
+        let len = file.metadata().map_err(io("read", &self.path))?.len();
         self.complete = Some(len);
         Ok(len)
     }
