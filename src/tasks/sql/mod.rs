@@ -51,7 +51,7 @@ pub use self::error::Error;
 
 use self::fetch::{Bind, Query};
 use self::placeholders::Rewritten;
-use self::pool::{Connection, Pool, Pools};
+use self::pool::{Connection, Pool, Pools, SharedPool};
 use crate::config::BuildError;
 use crate::runner::{Task, TaskContext, TaskError};
 
@@ -62,35 +62,33 @@ pub struct Sql {
     /// The query as written and as sent (its text and what each parameter binds), shared by
     /// every query of the task's runs.
     written: Arc<(String, Rewritten)>,
-    connection: Connection,
-    pools: Arc<Pools>,
+    /// The pool of its database, shared with the other tasks that read it.
+    pool: Arc<SharedPool>,
 }
 
 /// The `sql` task type's build function, with one set of pools for every task it builds: tasks
 /// reading the same database share its connections.
 pub fn builder() -> impl Fn(SqlConfig) -> Result<Sql, BuildError> + Send + Sync + 'static {
-    let pools = Arc::new(Pools::default());
-    move |config| build(config, pools.clone())
+    let pools = Pools::default();
+    move |config| build(config, &pools)
 }
 
 /// Builds a `sql` task whose pools are `pools`, checking every rule of its keys.
-pub fn build(config: SqlConfig, pools: Arc<Pools>) -> Result<Sql, BuildError> {
+pub fn build(config: SqlConfig, pools: &Pools) -> Result<Sql, BuildError> {
     let source = config.source;
     let (backend, template) = config::check(&source)?;
     let rewritten = template.rewrite(backend.style());
     Ok(Sql {
         written: Arc::new((source.query.clone(), rewritten)),
-        connection: Connection::new(backend, &source),
+        pool: pools.share(Connection::new(backend, &source)),
         source,
-        pools,
     })
 }
 
 impl Sql {
     /// The pool of this task's database, with the password as it is now.
     fn pool(&self) -> Result<Pool, Error> {
-        self.pools
-            .get(&self.connection, self.source.password().as_ref())
+        self.pool.get(self.source.password().as_ref())
     }
 
     /// How the reader pages from `start` (none for a snapshot).
@@ -109,7 +107,7 @@ impl Sql {
         Query {
             binds,
             written: self.written.clone(),
-            url: self.connection.shown().into(),
+            url: self.pool.connection().shown().into(),
         }
     }
 }
@@ -140,7 +138,7 @@ mod tests {
     use crate::tasks::sql::placeholders::{Style, Template};
 
     fn source(yaml: &str) -> Result<Sql, BuildError> {
-        build(serde_yaml::from_str(yaml).unwrap(), Arc::default())
+        build(serde_yaml::from_str(yaml).unwrap(), &Pools::default())
     }
 
     const KEYSET: &str =

@@ -5,6 +5,11 @@
 //! dropped) once. The registry's `sql` builder owns one `Pools`, so every task of a config shares
 //! it; nothing is connected until the first run (building opens nothing, so `validate` is free).
 //!
+//! Each built task holds its [`SharedPool`]; `Pools` holds only weak handles, so a pool lives as
+//! long as a task that reads it. A reload that changes a connection key builds tasks with a new
+//! pool, and the old one (with its connections) goes when the last task of the old config does;
+//! the dead handles are pruned when a new pool is added.
+//!
 //! A pool is keyed by the URL and the connection keys (`tls`, `ca-bundle`, `max-connections`,
 //! `connect-timeout`). The password is read at every run and handed to the pool for the
 //! connections it opens from then on, so a rotated `password-file` needs no restart.
@@ -12,7 +17,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -129,35 +134,80 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// The pools of one registry, by [`Connection`].
+/// The pools of one registry, by [`Connection`]: weak handles, the tasks hold the pools.
 #[derive(Default)]
 pub struct Pools {
-    open: Mutex<HashMap<Connection, Pool>>,
+    open: Mutex<HashMap<Connection, Weak<SharedPool>>>,
 }
 
 /// Only how many: a pool's connect options hold the password.
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let open = self.open.lock().map_or(0, |open| open.len());
-        f.debug_struct("Pools").field("open", &open).finish()
+        f.debug_struct("Pools").field("open", &self.live()).finish()
     }
 }
 
 impl Pools {
-    /// The pool for `connection`, made on first use (without connecting), with `password` read
-    /// now and used for every connection the pool opens from now on.
-    pub fn get(
-        &self,
-        connection: &Connection,
-        password: Option<&SecretSource>,
-    ) -> Result<Pool, Error> {
+    /// The pool of `connection`, shared with the tasks built with the same one that still
+    /// exist, or a new one (not made until its first [`SharedPool::get`]).
+    pub fn share(&self, connection: Connection) -> Arc<SharedPool> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = open.get(&connection).and_then(Weak::upgrade) {
+            return shared;
+        }
+        open.retain(|_, shared| shared.strong_count() > 0);
+        let shared = Arc::new(SharedPool {
+            connection: connection.clone(),
+            pool: Mutex::new(None),
+        });
+        open.insert(connection, Arc::downgrade(&shared));
+        shared
+    }
+
+    /// How many pools are still held by a task.
+    fn live(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.values()
+            .filter(|shared| shared.strong_count() > 0)
+            .count()
+    }
+}
+
+/// One database's pool, held by each built task that reads it: made at the first run of one of
+/// them, closed when the last of them is dropped.
+pub struct SharedPool {
+    connection: Connection,
+    pool: Mutex<Option<Pool>>,
+}
+
+/// Hand-written: a pool's connect options hold the password.
+impl std::fmt::Debug for SharedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let made = self.pool.lock().is_ok_and(|pool| pool.is_some());
+        f.debug_struct("SharedPool")
+            .field("connection", &self.connection)
+            .field("made", &made)
+            .finish()
+    }
+}
+
+impl SharedPool {
+    /// How to reach the database.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The pool, made on first use (without connecting), with `password` read now and used for
+    /// every connection the pool opens from now on.
+    pub fn get(&self, password: Option<&SecretSource>) -> Result<Pool, Error> {
         let password = password
             .map(SecretSource::read)
             .transpose()
             .map_err(Error::Password)?;
         let password = password.as_ref();
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = open.get(connection) {
+        let connection = &self.connection;
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pool) = &*pool {
             match pool {
                 Pool::Postgres(pool) => pool.set_connect_options(connection.postgres(password)?),
                 Pool::MySql(pool) => pool.set_connect_options(connection.mysql(password)?),
@@ -165,7 +215,7 @@ impl Pools {
             }
             return Ok(pool.clone());
         }
-        let pool = match connection.backend {
+        let made = match connection.backend {
             Backend::Postgres => Pool::Postgres(
                 connection
                     .pool_options()
@@ -182,7 +232,39 @@ impl Pools {
                     .connect_lazy_with(connection.sqlite()?),
             ),
         };
-        open.insert(connection.clone(), pool.clone());
-        Ok(pool)
+        Ok(pool.insert(made).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(url: &str) -> Connection {
+        let source: SqlSourceConfig =
+            serde_yaml::from_str(&format!("{{url: '{url}', query: 'SELECT 1'}}")).unwrap();
+        Connection::new(Backend::from_url(url).unwrap(), &source)
+    }
+
+    #[tokio::test]
+    async fn a_pool_no_task_holds_is_dropped() {
+        let pools = Pools::default();
+        let first = pools.share(connection("postgres://x@h/one"));
+        let again = pools.share(connection("postgres://x@h/one"));
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same connection shares a pool"
+        );
+        first.get(None).unwrap();
+        let pool = Arc::downgrade(&first);
+        assert_eq!(pools.live(), 1);
+
+        drop((first, again));
+        assert!(pool.upgrade().is_none(), "the pool went with its tasks");
+        assert_eq!(pools.live(), 0);
+        let other = pools.share(connection("postgres://x@h/two"));
+        let open = pools.open.lock().unwrap();
+        assert_eq!(open.len(), 1, "the dead handle was pruned");
+        assert!(open.contains_key(other.connection()));
     }
 }
