@@ -30,7 +30,8 @@ pub struct SqlConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SqlSourceConfig {
     /// `postgres://user@host:5432/db`, `mysql://user@host:3306/db` (MariaDB too) or
-    /// `sqlite:///path/to/file.db`. Tasks with the same URL and connection keys share one pool.
+    /// `sqlite:///path/to/file.db`. Tasks with the same URL, connection keys and `password-file`
+    /// share one pool; a task with an inline `password` has its own.
     /// Give the password in `password` or `password-file`, not in the URL.
     pub url: String,
     /// The database password. Prefer `password-file` or `${VAR}`.

@@ -10,13 +10,17 @@
 //! pool, and the old one (with its connections) goes when the last task of the old config does;
 //! the dead handles are pruned when a new pool is added.
 //!
-//! A pool is keyed by the URL and the connection keys (`tls`, `ca-bundle`, `max-connections`,
-//! `connect-timeout`). The password is read at every run and handed to the pool for the
-//! connections it opens from then on, so a rotated `password-file` needs no restart.
+//! A pool is keyed by the URL, the connection keys (`tls`, `ca-bundle`, `max-connections`,
+//! `connect-timeout`) and where the password comes from: tasks with the same `password-file`
+//! share a pool, a task with an inline `password` has one of its own (so no task can set another
+//! one's password on a shared pool, and the key holds nothing of the value). The password is read
+//! at every run and handed to the pool for the connections it opens from then on, so a rotated
+//! `password-file` needs no restart.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -54,10 +58,34 @@ pub struct Connection {
     ca_bundle: Option<PathBuf>,
     max_connections: u32,
     connect_timeout: Duration,
+    password: PasswordKey,
+}
+
+/// Where a pool's password comes from, in its key: tasks share a pool only when they cannot give
+/// it different passwords.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PasswordKey {
+    /// None (a password in the URL is part of the URL).
+    None,
+    /// `password-file`: the tasks reading one file read one password.
+    File(PathBuf),
+    /// An inline `password`: a number of the built task's own, never the value.
+    Inline(u64),
+}
+
+impl PasswordKey {
+    fn of(source: &SqlSourceConfig) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        match source.password() {
+            None => Self::None,
+            Some(SecretSource::File(path)) => Self::File(path),
+            Some(SecretSource::Inline(_)) => Self::Inline(NEXT.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Connection {
-    /// The connection keys of `source`.
+    /// The connection keys of `source`, and where its password comes from.
     pub fn new(backend: Backend, source: &SqlSourceConfig) -> Self {
         Self {
             backend,
@@ -66,6 +94,7 @@ impl Connection {
             ca_bundle: source.ca_bundle.clone(),
             max_connections: source.max_connections,
             connect_timeout: source.connect_timeout.get(),
+            password: PasswordKey::of(source),
         }
     }
 
@@ -130,6 +159,7 @@ impl std::fmt::Debug for Connection {
             .field("url", &self.shown())
             .field("tls", &self.tls)
             .field("max_connections", &self.max_connections)
+            .field("password", &self.password)
             .finish_non_exhaustive()
     }
 }
@@ -241,9 +271,33 @@ mod tests {
     use super::*;
 
     fn connection(url: &str) -> Connection {
+        with_password(url, "")
+    }
+
+    /// The connection of `url` with the source keys `extra` (`, password: ...`).
+    fn with_password(url: &str, extra: &str) -> Connection {
         let source: SqlSourceConfig =
-            serde_yaml::from_str(&format!("{{url: '{url}', query: 'SELECT 1'}}")).unwrap();
+            serde_yaml::from_str(&format!("{{url: '{url}', query: 'SELECT 1'{extra}}}")).unwrap();
         Connection::new(Backend::from_url(url).unwrap(), &source)
+    }
+
+    #[test]
+    fn tasks_share_a_pool_only_when_their_passwords_cannot_differ() {
+        let pools = Pools::default();
+        let url = "postgres://x@h/db";
+        let file = |path| pools.share(with_password(url, &format!(", password-file: {path}")));
+        let (a, again, b) = (file("/run/a"), file("/run/a"), file("/run/b"));
+        assert!(Arc::ptr_eq(&a, &again), "one file, one pool");
+        assert!(!Arc::ptr_eq(&a, &b), "another file, another pool");
+        let inline = || pools.share(with_password(url, ", password: s3cret-Pw-7"));
+        let (first, second) = (inline(), inline());
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "an inline password, a pool of its own"
+        );
+        assert!(!Arc::ptr_eq(&first, &pools.share(connection(url))));
+        let debug = format!("{first:?} {pools:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
     }
 
     #[tokio::test]
