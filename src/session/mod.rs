@@ -62,6 +62,7 @@ mod send;
 pub use crate::transport::USER_AGENT;
 pub use body::read_body;
 pub use error::Error;
+pub(crate) use error::excerpt;
 pub(crate) use origin::OriginOf;
 pub use origin::{parse_origin, InvalidOrigin};
 pub use request::RequestBuilder;

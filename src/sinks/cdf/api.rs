@@ -10,7 +10,7 @@ use url::{Origin, Url};
 
 use super::error::{ApiError, CdfError};
 use super::request_id;
-use crate::config::{BuildError, CdfConfig, Sections};
+use crate::config::{BuildError, ByteSize, CdfConfig, Sections};
 use crate::runner::{TaskContext, TaskError};
 use crate::session::Session;
 
@@ -21,6 +21,10 @@ const ANSWERED: [StatusCode; 4] = [
     StatusCode::CONFLICT,
     StatusCode::UNPROCESSABLE_ENTITY,
 ];
+
+/// The largest answer read: far above anything CDF sends for these requests (a page of 1,000
+/// created events, a config revision), and a bound on what a wrong server can make us buffer.
+const MAX_ANSWER: ByteSize = ByteSize::mib(64);
 
 /// A request body `{"items": [...]}`, serialized straight from the sink's own values (a
 /// 100,000-point request is not built as a JSON tree first).
@@ -108,10 +112,7 @@ impl CdfApi {
         let response = request.send().await?;
         let status = response.status();
         let request_id = request_id::of(response.headers());
-        let bytes = response.bytes().await.map_err(|_| CdfError::Decode {
-            what: what.clone(),
-            request_id: request_id.clone(),
-        })?;
+        let bytes = crate::session::read_body(response, MAX_ANSWER).await?;
         if !status.is_success() {
             let error = ApiError::parse(&what, status.as_u16(), &bytes, request_id);
             return Err(CdfError::Api(error));

@@ -184,6 +184,10 @@ impl CdfDatapointsSink {
             let (gone, kept): (Vec<Series>, Vec<Series>) = series
                 .into_iter()
                 .partition(|s| missing.contains(&s.external_id));
+            if gone.is_empty() {
+                // CDF named series this request does not hold: sending it again would not help.
+                return Err(CdfError::Api(error).into());
+            }
             for lost in gone {
                 let why = format!("time series {:?} does not exist in CDF (set create-missing: true to create it)", lost.external_id);
                 for point in &lost.datapoints {
@@ -235,8 +239,8 @@ impl CdfDatapointsSink {
                     Err(error) => return Err(error.into()),
                 }
             }
-            tracing::info!(series = missing.len(), "created missing time series");
         }
+        tracing::info!(series = missing.len(), "created missing time series");
         Ok(())
     }
 }

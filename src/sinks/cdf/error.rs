@@ -84,10 +84,7 @@ impl ApiError {
         }
         let (message, missing, duplicated) = match serde_json::from_slice::<Body>(body) {
             Ok(Body { error }) => (error.message, error.missing, error.duplicated),
-            Err(_) => {
-                let text = String::from_utf8_lossy(body);
-                (text.chars().take(300).collect(), Vec::new(), Vec::new())
-            }
+            Err(_) => (crate::session::excerpt(body), Vec::new(), Vec::new()),
         };
         Self {
             what: what.to_string(),
@@ -164,7 +161,7 @@ mod tests {
     fn a_body_of_another_shape_is_kept_short() {
         let body = "x".repeat(1000);
         let error = ApiError::parse("POST /events", 502, body.as_bytes(), None);
-        assert_eq!(error.message.len(), 300);
+        assert_eq!(error.message, format!("{}…", "x".repeat(300)));
         assert!(!error.to_string().contains("request id"));
     }
 

@@ -148,7 +148,13 @@ impl CdfEventsSink {
             {
                 Ok(_) => return Ok(missing),
                 Err(CdfError::Api(error)) if !error.missing_external_ids().is_empty() => {
+                    let before = missing.len();
                     missing.extend(error.missing_external_ids());
+                    if missing.len() == before {
+                        // Named before and left out since: CDF is not answering about this
+                        // request, and sending it again would not change that.
+                        return Err(CdfError::Api(error).into());
+                    }
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -170,10 +176,14 @@ impl CdfEventsSink {
                 Err(CdfError::Api(error)) if !error.duplicated_external_ids().is_empty() => {
                     let duplicated: HashSet<String> =
                         error.duplicated_external_ids().into_iter().collect();
-                    let (dup, rest) = std::mem::take(events)
+                    let (dup, rest): (Vec<Event>, Vec<Event>) = std::mem::take(events)
                         .into_iter()
                         .partition(|(id, _)| duplicated.contains(id));
-                    existing.extend::<Vec<Event>>(dup);
+                    if dup.is_empty() {
+                        *events = rest;
+                        return Err(CdfError::Api(error).into());
+                    }
+                    existing.extend(dup);
                     *events = rest;
                 }
                 Err(error) => return Err(error.into()),
