@@ -59,10 +59,12 @@ pub struct Changes {
     /// Tasks in both whose block (or the `cdf:` block their sinks read) differs: stopped, then
     /// started with the new config.
     pub changed: Vec<String>,
-    /// `auth:` or `session:` differ: new credentials and session for the runs from now on.
+    /// `auth:`, `session:` or CDF's URL differ: new credentials and session for the runs from
+    /// now on.
     pub session: bool,
     /// Sections that differ but cannot change while running (see [`FIXED_SECTIONS`]; also
-    /// `cdf.extraction-pipeline`, whose reports are set up at start).
+    /// `cdf.extraction-pipeline` and a task's own `extraction-pipeline`, whose reports are set
+    /// up at start).
     pub fixed: Vec<&'static str>,
 }
 
@@ -86,7 +88,8 @@ impl Changes {
                 .filter(|name| !new_names.contains(name))
                 .cloned()
                 .collect(),
-            session: differs("auth") || differs("session"),
+            // The default scope of an OAuth `auth:` comes from CDF's URL.
+            session: differs("auth") || differs("session") || cdf_url(before) != cdf_url(after),
             ..Changes::default()
         };
         let cdf_changed = differs("cdf");
@@ -108,6 +111,18 @@ impl Changes {
         if pipeline(before) != pipeline(after) {
             changes.fixed.push("cdf.extraction-pipeline");
         }
+        let reported: Vec<(&String, &Option<String>)> = old
+            .tasks
+            .iter()
+            .map(|task| (&task.name, &task.extraction_pipeline))
+            .collect();
+        let newly_reported = new.tasks.iter().any(|task| {
+            task.extraction_pipeline.is_some()
+                && !reported.contains(&(&task.name, &task.extraction_pipeline))
+        });
+        if newly_reported {
+            changes.fixed.push("tasks[].extraction-pipeline");
+        }
         changes
     }
 
@@ -115,6 +130,12 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self == &Changes::default()
     }
+}
+
+/// CDF's `base-url` and `cluster`, as written.
+fn cdf_url(tree: &Tree) -> [Option<&serde_json::Value>; 2] {
+    let cdf = tree.section("cdf");
+    ["base-url", "cluster"].map(|key| cdf.and_then(|cdf| cdf.get(key)))
 }
 
 impl fmt::Display for Changes {
@@ -191,5 +212,23 @@ mod tests {
             !format!("{:?}", new.tree).contains("/elsewhere"),
             "Debug shows values"
         );
+    }
+
+    #[test]
+    fn another_cdf_cluster_needs_new_credentials_and_new_pipelines_a_restart() {
+        let at = |url: &str| json!({"project": "p", "base-url": url});
+        let old = config(
+            json!({"auth": {"type": "none"}, "cdf": at("https://a.test"), "tasks": [task("a", "/a")]}),
+        );
+        let mut reported = task("b", "/b");
+        reported["extraction-pipeline"] = json!("pipe-b");
+        let new = config(json!({
+            "auth": {"type": "none"}, "cdf": at("https://b.test"), "tasks": [task("a", "/a"), reported]
+        }));
+        let changes = Changes::between(&old, &new);
+        assert!(changes.session, "the default scope follows the cluster");
+        assert_eq!(changes.fixed, ["tasks[].extraction-pipeline"]);
+        let same = Changes::between(&new, &new);
+        assert!(!same.session && same.fixed.is_empty());
     }
 }

@@ -138,11 +138,16 @@ pub async fn run(
             },
             Err(error) => Err(error.into()),
         };
-        if let (Some(remote), Some(revision)) = (&mut remote, revision) {
+        // Only a new revision is judged: a SIGHUP or file change re-applies the one in force,
+        // and a problem of the local file alone is not the revision's fault (it is tried again
+        // at the next refresh).
+        if let (Some(remote), Some(revision), Cause::Refresh) = (&mut remote, revision, cause) {
             match &outcome {
                 Ok(_) => remote.accept(revision),
-                Err(Rejected::Invalid(error)) => remote.refuse(&revision, &error.to_string()).await,
-                Err(Rejected::Runner(_)) => {}
+                Err(Rejected::Invalid(error)) if registry.load(&path).is_ok() => {
+                    remote.refuse(&revision, &error.to_string()).await
+                }
+                Err(_) => {}
             }
         }
         report(cause, outcome);

@@ -38,12 +38,22 @@ pub enum FetchError {
 }
 
 /// One revision of the pipeline's config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Revision {
     /// Its number in CDF.
     pub revision: i64,
-    /// The YAML text.
+    /// The YAML text (it may hold secrets, as a config file may).
     pub config: String,
+}
+
+/// The revision's number and size; never its text.
+impl std::fmt::Debug for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revision")
+            .field("revision", &self.revision)
+            .field("config", &format_args!("<{} bytes>", self.config.len()))
+            .finish()
+    }
 }
 
 /// The pipeline the config comes from, and what came of its revisions.

@@ -192,10 +192,13 @@ fn a_local_file_with_remote_config_holds_no_tasks() {
     .unwrap();
     let out = run(tapline().args(["validate", "-c"]).arg(&path));
     assert_eq!(out.code, 2, "{}", out.all_output());
-    for path in ["cdf.remote-config", "tasks"] {
+    for problem in [
+        "cdf.remote-config: the config comes from an extraction pipeline",
+        "tasks: with cdf.remote-config this comes from the extraction pipeline's config",
+    ] {
         assert!(
-            out.all_output().contains(path),
-            "{path} not named: {}",
+            out.all_output().contains(problem),
+            "{problem:?} not reported: {}",
             out.all_output()
         );
     }
