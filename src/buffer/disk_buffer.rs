@@ -190,7 +190,9 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// Reads up to `max` records after those read before, in order (possibly none).
+    /// Reads up to `max` records after those read before, in order (possibly none). After an
+    /// error the reader stands where it did (or after the records returned), so the read can be
+    /// retried.
     pub fn read(&self, max: usize) -> Result<Batch, Error> {
         let mut reader = lock(&self.reader);
         let mut batch = Batch::default();
@@ -201,8 +203,13 @@ impl DiskBuffer {
             shared.segments.iter().copied().find(|&id| id > after)
         };
         while batch.records.len() < max && reader.at < committed {
-            if !reader.read_one(&self.dir, committed, next, &mut batch)? {
-                break;
+            match reader.read_one(&self.dir, committed, next, &mut batch) {
+                Ok(true) => {}
+                Ok(false) => break,
+                // The reader has moved past what it read: that is returned, and the error comes
+                // again at the next read if it lasts.
+                Err(_) if batch.bytes > 0 => break,
+                Err(error) => return Err(error),
             }
         }
         if batch.bytes > 0 {
@@ -386,6 +393,28 @@ mod tests {
         file.set_len(committed).unwrap();
         buffer.append(&frames(3..6)).unwrap();
         assert_eq!(numbers(&buffer.read(100).unwrap()), [3, 4, 5]);
+    }
+
+    #[test]
+    fn a_read_that_fails_can_be_retried_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (buffer, _) = open(dir.path());
+        for start in (0..100).step_by(10) {
+            buffer.append(&frames(start..start + 10)).unwrap();
+        }
+        let all = segments(dir.path());
+        assert!(all.len() > 2, "segments were not rolled");
+        // The second segment cannot be opened for a while.
+        let away = dir.path().join("away");
+        std::fs::rename(&all[1], &away).unwrap();
+        let first = buffer.read(100).unwrap();
+        assert!(!first.records.is_empty());
+        assert!(buffer.read(100).is_err());
+        std::fs::rename(&away, &all[1]).unwrap();
+        let mut read = numbers(&first);
+        buffer.acknowledge(&first).unwrap();
+        read.extend(drain(&buffer, 100));
+        assert_eq!(read, (0..100).collect::<Vec<_>>());
     }
 
     #[test]

@@ -93,6 +93,8 @@ impl Reader {
             return Ok(true);
         }
         if let Err(error) = reader.fetch_frame(end) {
+            // The file stands somewhere in the frame: reopen it at `at` at the next read.
+            reader.file = None;
             return Err(io("read", &reader.path)(error));
         }
         if let Parsed::Frame {

@@ -116,26 +116,44 @@ impl Drain {
         }
     }
 
-    /// Reads up to `max` records; logs and counts damage met on the way. `None` if the buffer
-    /// cannot be read (said in the log): the drain stops, and the records stay on disk.
+    /// Reads up to `max` records; logs and counts damage met on the way. A read that fails (a
+    /// transient disk error, too many open files) is retried with the drain's backoff, with a
+    /// warning each time. `None` if it still fails once shutdown has come, or if the buffer thread
+    /// failed (said in the log): the drain stops, and the records stay on disk.
     async fn read(&self, max: usize) -> Option<Batch> {
-        let buffer = self.buffer.clone();
-        let read = tokio::task::spawn_blocking(move || buffer.read(max)).await;
-        let batch = match read {
-            Ok(Ok(batch)) => batch,
-            Ok(Err(error)) => {
-                self.ctx.span().in_scope(|| tracing::error!(error = %error_chain(&error), "cannot read the disk buffer; delivery stops until restart"));
+        let mut delays = self.retry.delays();
+        loop {
+            let buffer = self.buffer.clone();
+            let error = match tokio::task::spawn_blocking(move || buffer.read(max)).await {
+                Ok(Ok(batch)) => {
+                    for corrupt in &batch.corrupt {
+                        report_corrupt(&self.ctx, corrupt);
+                    }
+                    return Some(batch);
+                }
+                Ok(Err(error)) => error,
+                Err(error) => {
+                    self.ctx.span().in_scope(|| tracing::error!(error = %error, "the buffer thread failed; delivery stops until restart"));
+                    return None;
+                }
+            };
+            if self.shutdown.is_triggered() {
+                self.ctx.span().in_scope(|| tracing::error!(error = %error_chain(&error), "cannot read the disk buffer; delivery stops, the records stay on disk for the next start"));
                 return None;
             }
-            Err(error) => {
-                self.ctx.span().in_scope(|| tracing::error!(error = %error, "the buffer thread failed; delivery stops until restart"));
-                return None;
+            let delay = delays.next().unwrap_or_default();
+            self.ctx.span().in_scope(|| {
+                tracing::warn!(
+                    error = %error_chain(&error),
+                    retry_in_seconds = delay.as_secs_f64(),
+                    "cannot read the disk buffer; retrying"
+                )
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.wait() => {}
             }
-        };
-        for corrupt in &batch.corrupt {
-            report_corrupt(&self.ctx, corrupt);
         }
-        Some(batch)
     }
 
     /// Delivers `batch` until the sink accepts it, then acknowledges it.
