@@ -78,6 +78,8 @@ async fn read(
     progress: &mut Progress,
     retry: &mut Retry,
 ) -> Result<Option<Error>, TaskError> {
+    // Every return drops it, which aborts the reader: a cancelled or failed run leaves no query
+    // running on the database.
     let mut messages = reader::spawn(pool, plan);
     loop {
         let message = tokio::select! {

@@ -5,9 +5,11 @@
 //! the sink writing and the state being saved, instead of waiting for each other page by page.
 //! The channel is bounded, so the reader is at most a few chunks ahead and memory stays bounded
 //! whatever the table's size; the run still saves a page's cursor only after it delivered the
-//! page ([`Message::PageEnd`]). Dropping the receiver ends the reader at its next chunk.
+//! page ([`Message::PageEnd`]). Dropping the [`Reader`] aborts the reader task at once, so a
+//! run that stops (cancelled, a sink error) leaves no query running behind it.
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::cursor::Cursor;
 use super::error::Error;
@@ -46,17 +48,36 @@ pub struct Plan {
     pub start: Option<Cursor>,
 }
 
-/// Starts reading pages as `plan` says; the receiver gets them in order, and an error ends them.
-pub fn spawn(pool: &Pool, plan: Plan) -> mpsc::Receiver<Result<Message, Error>> {
+/// The pages of a running reader task, which is aborted when this is dropped.
+pub struct Reader {
+    receiver: mpsc::Receiver<Result<Message, Error>>,
+    task: JoinHandle<()>,
+}
+
+impl Reader {
+    /// The next message; `None` when the reader task ended without one.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts reading pages as `plan` says; the reader gets them in order, and an error ends them.
+pub fn spawn(pool: &Pool, plan: Plan) -> Reader {
     let ahead = AHEAD.max(plan.page_size as usize / fetch::CHUNK);
     let (sender, receiver) = mpsc::channel(ahead);
     let pool = pool.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(error) = pages(&pool, plan, &sender).await {
             let _ = sender.send(Err(error)).await;
         }
     });
-    receiver
+    Reader { receiver, task }
 }
 
 async fn pages(pool: &Pool, plan: Plan, sender: &fetch::Sender) -> Result<(), Error> {
@@ -80,5 +101,25 @@ async fn pages(pool: &Pool, plan: Plan, sender: &fetch::Sender) -> Result<(), Er
         if sender.send(Ok(end)).await.is_err() || short {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_reader_aborts_its_task() {
+        let (held, gone) = tokio::sync::oneshot::channel::<()>();
+        let (_sender, receiver) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        });
+        drop(Reader { receiver, task });
+        tokio::time::timeout(std::time::Duration::from_secs(5), gone)
+            .await
+            .expect("the task was aborted")
+            .expect_err("it ended without sending");
     }
 }
