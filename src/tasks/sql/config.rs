@@ -64,8 +64,8 @@ pub struct SqlSourceConfig {
     pub tls: Option<Tls>,
     /// PEM file of the CA certificates that sign the server's certificate.
     pub ca_bundle: Option<PathBuf>,
-    /// Retries of a lost connection or a database restart within a run, with backoff
-    /// (0.5 s doubling to 10 s) before the run fails.
+    /// Retries of a lost connection or a database restart within a run, with backoff (random
+    /// waits of up to 0.5 s, doubling to at most 10 s) before the run fails.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
 }

@@ -17,12 +17,13 @@ use super::{failed, Sql};
 use crate::backoff::{Backoff, Delays, Jitter};
 use crate::runner::{Output, TaskContext, TaskError};
 
-/// Waits between retries within a run: 0.5 s doubling to 10 s, jittered so that tasks sharing a
-/// restarted database do not come back in lockstep.
+/// Waits between retries within a run: up to 0.5 s doubling to 10 s, each drawn from
+/// `[0, ceiling]` ([`Jitter::Full`], the one that spreads a herd) so that tasks sharing a
+/// restarted database do not come back in lockstep, and never longer than 10 s.
 const RETRY: Backoff = Backoff::new(
     Duration::from_millis(500),
     Duration::from_secs(10),
-    Jitter::Additive,
+    Jitter::Full,
 );
 
 /// Where a run is: the last row handed to the output, and whether its cursor is saved.
@@ -157,5 +158,20 @@ impl Retry {
             _ = tokio::time::sleep(delay) => Ok(()),
             _ = ctx.cancelled() => Err(TaskError::Cancelled),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_at_most_ten_seconds() {
+        let delays: Vec<Duration> = RETRY.delays().take(12).collect();
+        assert_eq!(delays.len(), 12);
+        assert!(
+            delays.iter().all(|delay| *delay <= Duration::from_secs(10)),
+            "{delays:?}"
+        );
     }
 }

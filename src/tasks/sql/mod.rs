@@ -21,7 +21,8 @@
 //!
 //! Why keyset pages with bound parameters: the cursor is the last delivered row's cursor
 //! columns, bound (never spliced) into the next query, so rows sharing an `updated_at` across a
-//! page boundary are neither lost nor sent twice, and memory holds a page at most.
+//! page boundary are neither lost nor sent twice, and memory holds about two pages (the one being
+//! delivered and the next, read ahead), whatever the table's size.
 //!
 //! The pieces: `config` (the keys and their rules), `placeholders` (query text to bind
 //! parameters), `database` (which database a URL names), `pool` (one pool per database,

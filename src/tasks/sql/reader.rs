@@ -3,8 +3,8 @@
 //!
 //! Why a separate task that pages ahead: the database's work and the row conversion overlap with
 //! the sink writing and the state being saved, instead of waiting for each other page by page.
-//! The channel is bounded, so the reader is at most a few chunks ahead and memory stays bounded
-//! whatever the table's size; the run still saves a page's cursor only after it delivered the
+//! The channel is bounded, so the reader is at most about a page ahead (the larger of 8 chunks
+//! and a page's worth) and memory stays at about two pages whatever the table's size; the run still saves a page's cursor only after it delivered the
 //! page ([`Message::PageEnd`]). Dropping the [`Reader`] aborts the reader task at once, so a
 //! run that stops (cancelled, a sink error) leaves no query running behind it.
 
