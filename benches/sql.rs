@@ -102,31 +102,17 @@ fn copy_floor(pg: &Postgres, out: &Path) -> Duration {
     took
 }
 
-/// The venv with the pinned psycopg, made once under `target/`.
+/// The venv `target/sql-bench-venv` with the pinned psycopg (installed by the tests' harness
+/// when it cannot be imported yet); its `python`.
 fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/sql-bench-venv");
-    let bin = venv.join("bin/python");
-    if !bin.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status();
-        assert!(
-            made.is_ok_and(|s| s.success()),
-            "python3 with venv is needed"
-        );
-    }
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(root.join("benches/sql-requirements.txt"))
-        .status()
-        .unwrap();
-    assert!(
-        installed.success(),
-        "pip install -r benches/sql-requirements.txt"
-    );
-    bin
+    let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sql-requirements.txt");
+    let ready = |venv: &Path| {
+        Command::new(venv.join("bin/python"))
+            .args(["-c", "import psycopg"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    harness::venv::install("sql-bench-venv", requirements, &ready).join("bin/python")
 }
 
 fn python_loop(pg: &Postgres, python: &Path, out: &Path) -> Duration {
