@@ -52,6 +52,9 @@ pub struct Level {
 pub struct DiskBuffer {
     dir: PathBuf,
     limits: Limits,
+    /// The highest segment id the directory held or the ledger named at open (see
+    /// [`recovery`]): the writer rolls past it even when the newest segment was set aside whole.
+    last_id: u64,
     writer: Mutex<Writer>,
     reader: Mutex<Reader>,
     shared: Mutex<Shared>,
@@ -128,6 +131,7 @@ impl DiskBuffer {
         let buffer = Self {
             dir: dir.into(),
             limits,
+            last_id: opened.last_id,
             writer: Mutex::new(writer),
             reader: Mutex::new(Reader::new(opened.start)),
             shared: Mutex::new(shared),
@@ -162,7 +166,7 @@ impl DiskBuffer {
             return Err(Error::Full);
         }
         if writer.len >= self.limits.segment_size {
-            let next = create_segment(&self.dir, writer.id + 1)?;
+            let next = create_segment(&self.dir, writer.id.max(self.last_id) + 1)?;
             lock(&self.shared).segments.push_back(next.id);
             *writer = next;
         }
@@ -415,6 +419,32 @@ mod tests {
         buffer.acknowledge(&first).unwrap();
         read.extend(drain(&buffer, 100));
         assert_eq!(read, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_new_segment_never_gets_the_name_of_one_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (buffer, _) = open(dir.path());
+        buffer.append(&frames(0..2)).unwrap();
+        drop(buffer);
+        // A newest segment, foreign: set aside whole at the next open.
+        let first = segments(dir.path()).pop().unwrap();
+        let mut foreign = segment::header().to_vec();
+        foreign[0] = b'X';
+        let newest_id = segment::id_of(first.file_name().unwrap().to_str().unwrap()).unwrap() + 1;
+        std::fs::write(segment::path(dir.path(), newest_id), &foreign).unwrap();
+
+        let (buffer, recovery) = open(dir.path());
+        assert_eq!(recovery.corrupt.len(), 1, "{recovery:?}");
+        for start in (2..100).step_by(10) {
+            buffer.append(&frames(start..start + 10)).unwrap();
+        }
+        assert!(segments(dir.path()).len() > 2, "segments were not rolled");
+        assert!(
+            !segment::path(dir.path(), newest_id).exists(),
+            "a new segment took the name of the one set aside"
+        );
+        assert_eq!(drain(&buffer, 100), (0..102).collect::<Vec<_>>());
     }
 
     #[test]

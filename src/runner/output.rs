@@ -1,14 +1,19 @@
 //! [`Output`]: one run's path to its sink. Records pass through the task's `transform:` (if any),
 //! then are gathered into batches of `batch-size` across all the pages (or files) of the run, so
 //! a source with many small pages still writes full batches; each full batch is delivered before
-//! more records are taken, which keeps memory bounded by the batch size.
+//! more records are taken.
 //!
 //! The transform runs on blocking threads, a chunk of records at a time and several chunks at
 //! once, their outputs taken in order: a heavy program uses every core without stalling the other
 //! tasks' I/O, and a run that times out can be abandoned even while the program computes. A
 //! source that delivers in steps can push its next step before flushing the previous one
-//! ([`Output::mark`], [`Output::flush_to`]), so the program works on the next step while the sink
-//! writes the previous one.
+//! ([`Output::mark`], [`Output::stage`], [`Output::flush_to`]), so the program works on the next
+//! step while the sink writes the previous one.
+//!
+//! Records held in memory: without a transform, at most one batch (and a step being staged); with
+//! one, besides that, up to two chunks per core in flight, a chunk being the batch size split
+//! across the cores, between 256 and 8,192 records, with what the program made of them (it may
+//! emit several records for one). Staging does not wait for chunks: a staged step is held whole.
 
 use std::collections::VecDeque;
 
