@@ -144,11 +144,12 @@ pub fn keyset_pages_deliver_every_row_once_and_resume(target: &Target) {
 
 /// A wrong password: the run fails with the database's refusal and the task's name, and neither
 /// the wrong password nor the right one (nor one in the URL) is printed; `validate
-/// --check-auth` says the same.
+/// --check-auth` says the same. The right password is given too (in `password-file` and in the
+/// URL) to runs that fail on bad SQL, and is not printed either.
 pub fn a_wrong_password_is_a_clear_error_and_never_printed(
     target: &mut Target,
     refusal: &str,
-    right_password: &str,
+    right_password: &'static str,
 ) {
     let wrong = "Wr0ng-pass-9Zq";
     target.password = Some(wrong);
@@ -163,13 +164,45 @@ pub fn a_wrong_password_is_a_clear_error_and_never_printed(
     assert_eq!(check.code, 1, "{}", check.all_output());
     assert!(check.stderr.contains(refusal), "{}", check.stderr);
 
+    target.password = Some(right_password);
+    let bad_sql = "SELECT 1 AS one\n  FROMM nowhere";
+    let logged_in = target.config(bad_sql, "", "type: stdout");
+    let right = run_once(&logged_in);
+    assert_eq!(right.code, 1, "{}", right.stderr);
+    assert!(right.stderr.contains("run failed"), "{}", right.stderr);
+    assert!(!right.stderr.contains(refusal), "{}", right.stderr);
+    let right_check = run(tapline()
+        .args(["validate", "--check-auth", "-c"])
+        .arg(&logged_in));
+    assert_eq!(right_check.code, 1, "{}", right_check.all_output());
+
+    let url = target.url.clone();
     target.password = None;
-    target.url = target
-        .url
-        .replacen("tapline@", &format!("tapline:{wrong}-url@"), 1);
+    target.url = url.replacen("tapline@", &format!("tapline:{wrong}-url@"), 1);
     let in_url = run_once(&target.config("SELECT 1 AS one", "", "type: stdout"));
     assert_eq!(in_url.code, 1, "{}", in_url.stderr);
-    for text in [&out.all_output(), &check.all_output(), &in_url.all_output()] {
+    assert!(in_url.stderr.contains(refusal), "{}", in_url.stderr);
+    target.url = url.replacen("tapline@", &format!("tapline:{right_password}@"), 1);
+    let right_in_url = run_once(&target.config(bad_sql, "", "type: stdout"));
+    assert_eq!(right_in_url.code, 1, "{}", right_in_url.stderr);
+    assert!(
+        right_in_url.stderr.contains("run failed"),
+        "{}",
+        right_in_url.stderr
+    );
+    assert!(
+        !right_in_url.stderr.contains(refusal),
+        "{}",
+        right_in_url.stderr
+    );
+    for text in [
+        &out.all_output(),
+        &check.all_output(),
+        &in_url.all_output(),
+        &right.all_output(),
+        &right_check.all_output(),
+        &right_in_url.all_output(),
+    ] {
         assert!(
             !text.contains(wrong) && !text.contains(right_password),
             "a password was printed:\n{text}"

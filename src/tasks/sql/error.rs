@@ -172,5 +172,70 @@ mod tests {
             columns: "a, b".into(),
         };
         assert!(!missing.is_transient());
+
+        let refused = from_sqlx(
+            sqlx::Error::Database(Box::new(Coded("28P01"))),
+            "PostgreSQL",
+            "postgres://u@h/db",
+            &|_| String::new(),
+        );
+        assert!(!refused.is_transient(), "a refused login: {refused:?}");
+        assert!(refused.to_string().contains("(28P01)"), "{refused}");
+        let lost = from_sqlx(
+            sqlx::Error::Database(Box::new(Coded("08006"))),
+            "PostgreSQL",
+            "postgres://u@h/db",
+            &|_| String::new(),
+        );
+        assert!(lost.is_transient(), "a connection failure: {lost:?}");
+        let garbled = from_sqlx(
+            sqlx::Error::Io(std::io::ErrorKind::InvalidData.into()),
+            "PostgreSQL",
+            "postgres://u@h/db",
+            &|_| String::new(),
+        );
+        assert!(!garbled.is_transient(), "{garbled:?}");
+        assert!(
+            matches!(garbled, Error::Configuration { .. }),
+            "{garbled:?}"
+        );
+    }
+
+    /// A database error with only a SQLSTATE, as any database's driver may give one.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "refused"
+        }
+
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
     }
 }
