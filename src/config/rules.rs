@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use super::buffer::BufferConfig;
+use super::buffer::{BufferConfig, BufferKind};
 use super::cdf::CdfConfig;
 use super::check;
 use super::component::{BuildError, Catalog, ComponentConfig, Kind};
@@ -19,7 +19,7 @@ use super::path::KeyPath;
 use super::runtime::StateConfig;
 use super::sections::Sections;
 use super::session::SessionConfig;
-use super::task::{check_task_name, OnErrorMode, ScheduleConfig, TaskConfig};
+use super::task::{check_task_name, OnErrorMode, ScheduleConfig, ScheduleName, TaskConfig};
 use crate::transform::Program;
 
 /// Checks every section of the tree whose shape is sound, so that one run reports the rule
@@ -78,6 +78,10 @@ pub(crate) fn check(
             catalog,
             sections: &sections,
             cdf_written: tree.get("cdf").is_some(),
+            coordinated: tree
+                .pointer("/coordination/type")
+                .and_then(Value::as_str)
+                .is_some_and(|kind| kind != "none"),
         };
         task(item, &path, &checks, &mut out);
     }
@@ -92,6 +96,8 @@ struct Checks<'a> {
     sections: &'a Sections,
     /// Whether the file has a `cdf:` block at all (sound or not).
     cdf_written: bool,
+    /// Whether replicas share the tasks (`coordination.type` other than `none`).
+    coordinated: bool,
 }
 
 /// The rules of one task item, each checked where the shape it needs is sound: the schedule, the
@@ -105,6 +111,9 @@ fn task(item: &Value, path: &KeyPath, checks: &Checks, out: &mut Vec<Problem>) {
         .and_then(|value| serde_json::from_value::<ScheduleConfig>(value.clone()).ok());
     if let Some(parsed) = parsed {
         schedule(&parsed, &schedule_path, out);
+        if checks.coordinated && parsed == ScheduleConfig::Named(ScheduleName::Startup) {
+            out.push(Problem::new(&schedule_path, "a startup task runs once in each process before the others, which replicas sharing the tasks cannot do (no replica holds its lease yet); give it an interval or cron schedule"));
+        }
     }
     let transform_path = path.key("transform");
     let program = item.get("transform").and_then(Value::as_str);
@@ -121,6 +130,10 @@ fn task(item: &Value, path: &KeyPath, checks: &Checks, out: &mut Vec<Problem>) {
         return;
     };
     records(&task, path, out);
+    let buffered = task.buffer.as_ref().map(|buffer| buffer.kind) == Some(BufferKind::Disk);
+    if checks.coordinated && buffered {
+        out.push(Problem::new(&path.key("buffer").key("type"), "a disk buffer belongs to one replica: its records would go on being delivered there after the task moved, out of order with the new holder's and without the task's lease; use no buffer with coordination"));
+    }
     let sections = checks.sections;
     let at = path.to_string();
     out.extend(catalog.check(Kind::Task, &task.component(), sections, &at));

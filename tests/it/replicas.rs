@@ -15,8 +15,8 @@ use tapline::coordination::{Coordinator, Error, Lease, SharedState};
 use crate::harness::cli;
 use crate::harness::postgres::{self, Postgres, PASSWORD};
 use crate::harness::replicas::{
-    balanced, cursors_going_back, eventually, holders, overlaps, tasks_of, Backend, Replicas,
-    Setup, Source,
+    assert_resumed, balanced, cursors_going_back, eventually, holders, overlaps, tasks_of, Backend,
+    Replicas, Setup, Source,
 };
 use crate::harness::unique;
 
@@ -295,24 +295,7 @@ fn with_postgres_down_tasks_stop_before_their_leases_expire_and_resume_after() {
     // As with the state file: the runs after the outage resume from the last saved cursor (at
     // least the one saved before the database stopped; the runs during the outage could not
     // save theirs), never from the start.
-    for (task, saved) in saved_before {
-        let resumed = runs
-            .iter()
-            .filter(|r| r.task == task && r.start > restarted_at)
-            .min_by_key(|r| r.start)
-            .unwrap();
-        let highest = runs
-            .iter()
-            .filter(|r| r.task == task)
-            .map(|r| r.cursor)
-            .max()
-            .unwrap();
-        assert!(
-            (saved..=highest).contains(&resumed.cursor),
-            "{task} resumed from {} (saved {saved}, highest {highest})",
-            resumed.cursor
-        );
-    }
+    assert_resumed(&runs, &saved_before, restarted_at);
 }
 
 /// Each task's cursor in the shared state.
@@ -505,6 +488,14 @@ fn coordination_problems_are_reported_with_their_key_paths() {
         ("coordination: {type: postgres, url: 'postgres://h/a', lease-duration: 100ms}\nstate: {type: postgres}\n", "coordination.lease-duration"),
         ("coordination: {type: postgres, url: 'postgres://h/a'}\nstate: {type: postgres, url: 'postgres://h/b'}\n", "state.url"),
         ("coordination: {replica-id: x}\n", "coordination.replica-id"),
+        (
+            "coordination: {type: postgres, url: 'postgres://h/a'}\nstate: {type: postgres}\ntasks:\n  - {name: once, type: http-poll, schedule: startup, source: {url: 'http://h/'}, sink: {type: stdout}}\n",
+            "tasks[0].schedule: a startup task runs once in each process",
+        ),
+        (
+            "coordination: {type: kubernetes}\nstate: {type: kubernetes}\ntasks:\n  - {name: kept, type: http-poll, schedule: {interval: 1m}, source: {url: 'http://h/'}, sink: {type: stdout}, buffer: {type: disk}}\n",
+            "tasks[0].buffer.type: a disk buffer belongs to one replica",
+        ),
     ];
     for (block, path) in cases {
         let config = dir.path().join("c.yaml");

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease as KubeLease;
 use kube::api::{Api, ListParams, ObjectList, PostParams};
+use futures::StreamExt;
 use rand::seq::SliceRandom;
 
 use super::coordinator::{Coordinator, Error, Lease};
@@ -32,6 +33,9 @@ use crate::config::KubernetesTarget;
 use api::{Connection, Failure};
 use lease::{Observed, Role};
 pub use state::KubernetesState;
+
+/// Task Leases taken at once in a round (each take is a Lease write and a ConfigMap claim).
+const TAKES_AT_ONCE: usize = 8;
 
 /// Leases, membership and state in one namespace of a Kubernetes API.
 #[derive(Debug)]
@@ -273,14 +277,31 @@ impl Coordinator for KubernetesCoordinator {
                 .collect()
         };
         free.shuffle(&mut rand::rng());
+        free.truncate(max);
+        // Side by side, so that a round takes many tasks within its time; a take that loses a
+        // race (`None`) leaves its place to the next round. A failed take does not undo the
+        // others: those Leases are written, and only kept if reported.
+        let takes: Vec<_> = free.iter().map(|task| self.take(task)).collect();
+        let takes = futures::stream::iter(takes)
+            .buffer_unordered(TAKES_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
         let mut taken = Vec::new();
-        for task in free {
-            if taken.len() == max {
-                break;
+        let mut failed = None;
+        for take in takes {
+            match take {
+                Ok(lease) => taken.extend(lease),
+                Err(error) => failed = Some(error),
             }
-            taken.extend(self.take(&task).await?);
         }
-        Ok(taken)
+        match failed {
+            Some(error) if taken.is_empty() => Err(error),
+            Some(error) => {
+                tracing::warn!(error = %error, taken = taken.len(), "taking some task leases failed");
+                Ok(taken)
+            }
+            None => Ok(taken),
+        }
     }
 
     async fn release(&self, tasks: &[String]) -> Result<(), Error> {

@@ -179,6 +179,29 @@ pub fn overlaps(runs: &[Run]) -> Vec<(Run, Run)> {
     found
 }
 
+/// Checks that each task's first run after `since` started from its `saved` cursor or a later
+/// one it had reached (an outage's runs may not have saved theirs), never from further back.
+pub fn assert_resumed(runs: &[Run], saved: &[(String, u64)], since: Duration) {
+    for (task, saved) in saved {
+        let resumed = runs
+            .iter()
+            .filter(|r| &r.task == task && r.start > since)
+            .min_by_key(|r| r.start)
+            .unwrap_or_else(|| panic!("{task} did not run after {since:?}"));
+        let highest = runs
+            .iter()
+            .filter(|r| &r.task == task)
+            .map(|r| r.cursor)
+            .max()
+            .unwrap();
+        assert!(
+            (*saved..=highest).contains(&resumed.cursor),
+            "{task} resumed from {} (saved {saved}, highest {highest})",
+            resumed.cursor
+        );
+    }
+}
+
 /// Tasks whose cursor went back: a run that started from an older cursor than an earlier run
 /// of the task ended with (the state was not shared, or a stale write won).
 pub fn cursors_going_back(runs: &[Run]) -> Vec<Run> {
