@@ -156,35 +156,69 @@ impl Drain {
         }
     }
 
-    /// Delivers `batch` until the sink accepts it, then acknowledges it.
+    /// Delivers `batch` until the sink accepts it and its dead letters are on disk, then
+    /// acknowledges it. A batch the sink took is not delivered again while its dead letters
+    /// cannot be written; a cancelled drain leaves the batch in the buffer.
     async fn deliver(&self, batch: Batch) {
         let records = self.decode(&batch);
         self.report_age(&batch);
-        let mut delays = self.retry.delays();
-        while !records.is_empty() {
-            let ctx = self.with_latest_session();
-            let delivered = match self.destination.sink.deliver(&ctx, &records).await {
-                Ok(()) => self.ctx.rejects.sync().await,
-                Err(error) => Err(error),
+        if !records.is_empty() {
+            let to_sink = || async {
+                let ctx = self.with_latest_session();
+                self.destination.sink.deliver(&ctx, &records).await
             };
-            let error = match delivered {
-                Ok(()) => break,
-                Err(TaskError::Cancelled) if self.ctx.is_cancelled() => return,
+            let refused = "the sink refused a batch from the disk buffer; retrying";
+            if !self
+                .until_done(&batch, records.len(), refused, to_sink)
+                .await
+            {
+                return;
+            }
+            let unwritten =
+                "cannot write the batch's dead letters; retrying them (the sink has the batch)";
+            let dead_letters = || self.ctx.rejects.sync();
+            if !self
+                .until_done(&batch, records.len(), unwritten, dead_letters)
+                .await
+            {
+                return;
+            }
+        }
+        self.acknowledge(batch, records.len() as u64).await;
+    }
+
+    /// Runs `attempt` until it succeeds, with the drain's backoff; false once the drain is
+    /// cancelled.
+    async fn until_done<F, Fut>(
+        &self,
+        batch: &Batch,
+        records: usize,
+        what: &str,
+        mut attempt: F,
+    ) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), TaskError>>,
+    {
+        let mut delays = self.retry.delays();
+        loop {
+            let error = match attempt().await {
+                Ok(()) => return true,
+                Err(_) if self.ctx.is_cancelled() => return false,
                 Err(error) => error,
             };
             let delay = delays.next().unwrap_or_default();
             self.ctx.span().in_scope(|| {
                 tracing::warn!(
                     error = %error_chain(&error),
-                    records = records.len(),
+                    records,
                     retry_in_seconds = delay.as_secs_f64(),
-                    "the sink refused a batch from the disk buffer; retrying"
+                    "{what}"
                 )
             });
-            self.report_age(&batch);
+            self.report_age(batch);
             tokio::time::sleep(delay).await;
         }
-        self.acknowledge(batch, records.len() as u64).await;
     }
 
     /// The drain's context with the session in force now.

@@ -97,14 +97,19 @@ impl Rejects {
         let Some(file) = &self.dead_letters else {
             return Ok(());
         };
-        let text = std::mem::take(&mut self.tally().unwritten);
+        // Taken out only once written: after a failed write the same lines are tried again by
+        // the next sync (a drain retries it without delivering its batch again).
+        let text = self.tally().unwritten.clone();
         if text.is_empty() {
             return Ok(());
         }
+        let written = text.len();
         file.append_text(text).await.map_err(|error| {
             let place = format!("cannot write dead letters to {}", file.path().display());
             TaskError::with(place, error)
-        })
+        })?;
+        self.tally().unwritten.drain(..written);
+        Ok(())
     }
 
     /// The run is over: one warning for everything it dropped, and the file closed.
@@ -133,5 +138,36 @@ impl Rejects {
 
     fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dead_letters_a_write_failed_on_are_written_by_the_next_sync_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("letters");
+        std::fs::write(&blocked, "a file where the directory goes").unwrap();
+        let path = blocked.join("dead.jsonl");
+        let rejects = Rejects::new("t".into(), OnError::DeadLetter(path.clone()));
+        rejects.reject(&json!({"id": 1}), "bad").await.unwrap();
+        assert!(
+            rejects.sync().await.is_err(),
+            "the directory cannot be made"
+        );
+
+        std::fs::remove_file(&blocked).unwrap();
+        rejects.sync().await.unwrap();
+        rejects.sync().await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["record"], json!({"id": 1}));
+        assert_eq!(lines[0]["error"], "bad");
     }
 }
