@@ -57,9 +57,6 @@ pub enum Error {
 /// A coordination backend: membership and one lease per task.
 #[async_trait::async_trait]
 pub trait Coordinator: Send + Sync + fmt::Debug {
-    /// This replica's name, as the backend records it.
-    fn replica(&self) -> &str;
-
     /// Prepares the backend (schema, one lease record per task) so that [`Self::acquire`] can
     /// take `tasks`. Safe when replicas do it at the same moment.
     async fn join(&self, tasks: &[String]) -> Result<(), Error>;

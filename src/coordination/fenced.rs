@@ -26,11 +26,11 @@ impl FencedState {
         self.backend.load(task).await
     }
 
-    /// Writes `task`'s namespace under its lease; refused (and the lease dropped, its run
-    /// cancelled) when this replica no longer holds it.
+    /// Writes `task`'s namespace under its lease; refused when this replica no longer holds it
+    /// (a lease the backend refuses is dropped here, its run cancelled; one already gone here
+    /// was counted when it went).
     pub async fn store(&self, task: &str, namespace: &Value) -> Result<(), Error> {
         let Some(lease) = self.leases.lease(task) else {
-            self.leases.fenced(task);
             return Err(Error::Fenced {
                 task: task.to_string(),
             });

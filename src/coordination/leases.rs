@@ -65,7 +65,7 @@ impl Validity {
     /// Whether the run may still act: always without coordination.
     pub fn holds(&self) -> bool {
         match &self.0 {
-            Some((leases, task)) => leases.lease(task).is_some(),
+            Some((leases, task)) => leases.current(task).is_some(),
             None => true,
         }
     }
@@ -124,12 +124,31 @@ impl Leases {
         self.inner.version.send_modify(|v| *v += 1);
     }
 
+    /// The generation of `task`'s lease while it is held and valid. A lease found past its time
+    /// is dropped here and now (its runs cancelled), not at the watchdog's next wake-up: after a
+    /// pause the two wake together in any order, and every check must agree at once.
+    fn current(&self, task: &str) -> Option<i64> {
+        let expired = {
+            let mut table = self.lock();
+            let held = table.get(task)?;
+            if Instant::now() < held.valid_until {
+                return Some(held.generation);
+            }
+            table.remove(task).map(|held| held.token.cancel())
+        };
+        if expired.is_some() {
+            self.announce(Change::Expired, &[task.to_string()]);
+        }
+        None
+    }
+
     /// A guard for a run of `task` when this replica holds its lease now and is not giving it
     /// up; `None` otherwise.
     pub fn enter(&self, task: &str) -> Option<RunGuard> {
+        self.current(task)?;
         let table = self.lock();
         let held = table.get(task)?;
-        (!held.releasing && Instant::now() < held.valid_until).then(|| RunGuard {
+        (!held.releasing).then(|| RunGuard {
             token: held.token.clone(),
             generation: Some(held.generation),
             _run: Some(held.runs.clone()),
@@ -151,11 +170,9 @@ impl Leases {
 
     /// The lease of `task` while it is held and valid: what a state write carries.
     pub fn lease(&self, task: &str) -> Option<Lease> {
-        let table = self.lock();
-        let held = table.get(task)?;
-        (Instant::now() < held.valid_until).then(|| Lease {
+        self.current(task).map(|generation| Lease {
             task: task.to_string(),
-            generation: held.generation,
+            generation,
         })
     }
 
@@ -302,17 +319,29 @@ impl Leases {
         tasks
     }
 
+    /// Removes `tasks`' leases and cancels their runs; only those that were held are counted
+    /// and logged as `change`.
     fn drop_leases(&self, tasks: &[String], change: Change) {
+        let dropped: Vec<String> = {
+            let mut table = self.lock();
+            tasks
+                .iter()
+                .filter(|task| {
+                    table
+                        .remove(*task)
+                        .map(|held| held.token.cancel())
+                        .is_some()
+                })
+                .cloned()
+                .collect()
+        };
+        self.announce(change, &dropped);
+    }
+
+    /// Logs and counts `change` of `tasks` and wakes the waiters for a lease.
+    fn announce(&self, change: Change, tasks: &[String]) {
         if tasks.is_empty() {
             return;
-        }
-        {
-            let mut table = self.lock();
-            for task in tasks {
-                if let Some(held) = table.remove(task) {
-                    held.token.cancel();
-                }
-            }
         }
         events::changed(change, tasks);
         self.changed();
@@ -359,7 +388,13 @@ mod tests {
         let validity = guard.validity();
         assert!(validity.holds());
         tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!guard.token().is_cancelled(), "no watchdog has run");
         assert!(!validity.holds(), "the run may act past its lease");
+        assert!(
+            guard.token().is_cancelled(),
+            "the check that found it expired dropped it: every other check agrees"
+        );
+        assert!(leases.is_empty());
         assert!(RunGuard::unconditional(CancellationToken::new())
             .validity()
             .holds());

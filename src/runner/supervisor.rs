@@ -285,7 +285,7 @@ impl Supervisor {
     async fn save_state(&self) -> bool {
         let saved = self.state.save_task(&self.name).await;
         if let Err(error @ StateError::Fenced(_)) = &saved {
-            tracing::warn!(task = %self.name, error = %error_chain(error), "state write refused: another replica holds the task now; the run is cancelled");
+            tracing::warn!(task = %self.name, error = %error_chain(error), "state write refused: this replica no longer holds the task's lease; the run is cancelled");
             return false;
         }
         if let Err(error) = &saved {

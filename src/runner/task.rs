@@ -168,25 +168,28 @@ impl TaskContext {
         &self.state
     }
 
-    /// Saves the state file now (if anything changed) instead of only after the run: a task that
+    /// Saves the task's state now (the state file, or with coordination the shared state; if
+    /// anything changed) instead of only after the run: a task that
     /// delivers in steps calls it after each step, so a crash or a failed step later in the run
     /// does not send the delivered records again.
     pub async fn save_state(&self) -> Result<(), StateError> {
         self.state.save().await
     }
 
-    /// Cancelled when the process shuts down.
+    /// Cancelled when the run must stop: shutdown, its `timeout`, a reload that restarts the
+    /// task, or (with coordination) its lease going.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }
 
-    /// Whether the run must stop: the process is shutting down, the run was cancelled, or
-    /// (with coordination) its lease is no longer valid at this moment.
+    /// Whether the run must stop, as [`Self::cancellation`] says; with coordination it also checks
+    /// the lease's validity at this very moment (and a lease found past its time cancels the
+    /// token for every other check).
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled() || !self.validity.holds()
     }
 
-    /// Resolves when the process starts shutting down.
+    /// Resolves when [`Self::cancellation`] is cancelled.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await
     }

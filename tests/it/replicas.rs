@@ -189,7 +189,8 @@ fn a_paused_replica_runs_nothing_it_no_longer_holds_and_writes_no_stale_cursor()
         refused(&replicas.log("p1")) > refused_before
     });
 
-    // Every state write that landed carried the generation of the lease at that moment.
+    // Every state write that landed was made under the lease current at that moment: the
+    // generation the writer held (what the row keeps) is the lease row's.
     let writes = server.psql(&database, "SELECT count(*) FROM audit");
     assert!(
         writes.trim().parse::<u32>().unwrap() > 10,

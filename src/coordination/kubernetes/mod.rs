@@ -235,10 +235,6 @@ impl KubernetesCoordinator {
 
 #[async_trait::async_trait]
 impl Coordinator for KubernetesCoordinator {
-    fn replica(&self) -> &str {
-        &self.replica
-    }
-
     /// Nothing to create ahead: a task's Lease is created by the first replica that takes it.
     async fn join(&self, tasks: &[String]) -> Result<(), Error> {
         let prefix = self.connection.prefix().to_string();

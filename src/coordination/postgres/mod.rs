@@ -152,10 +152,6 @@ fn names(tasks: &[impl AsRef<str>]) -> Vec<String> {
 
 #[async_trait::async_trait]
 impl Coordinator for PostgresCoordinator {
-    fn replica(&self) -> &str {
-        &self.replica
-    }
-
     async fn join(&self, tasks: &[String]) -> Result<(), Error> {
         self.refresh_password()?;
         self.migrate().await?;

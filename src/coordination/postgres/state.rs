@@ -42,7 +42,9 @@ impl SharedState for PostgresState {
 
     /// One statement, so one transaction: the lease row is locked (a replica taking the lease
     /// over waits for this write, then sees it) and must still be this replica's, at this
-    /// generation, unexpired on the server's clock; otherwise nothing is written.
+    /// generation, unexpired on the server's clock; otherwise nothing is written. The row keeps
+    /// the generation the writer holds (equal to the lease's when written), so an audit can
+    /// tell a write the check should have refused.
     async fn store(&self, lease: &Lease, namespace: &Value) -> Result<(), Error> {
         let written = sqlx::query(
             "WITH lease AS (
@@ -51,7 +53,7 @@ impl SharedState for PostgresState {
                  FOR UPDATE
              )
              INSERT INTO tapline_state (task, state, generation, updated_at)
-             SELECT $1, $4, generation, now() FROM lease
+             SELECT $1, $4, $3, now() FROM lease
              ON CONFLICT (task) DO UPDATE
              SET state = excluded.state, generation = excluded.generation, updated_at = now()
              WHERE tapline_state.generation <= excluded.generation",
