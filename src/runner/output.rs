@@ -238,13 +238,21 @@ impl Output {
         let fresh = Vec::with_capacity(transform.chunk);
         let inputs = std::mem::replace(&mut transform.inputs, fresh);
         let (program, bindings) = (transform.program.clone(), transform.bindings.clone());
-        let cancel = self.ctx.cancel.clone();
+        let (cancel, threads) = (self.ctx.cancel.clone(), self.ctx.transform_threads.clone());
         transform.started += 1;
-        transform
-            .running
-            .push_back(tokio::task::spawn_blocking(move || {
+        transform.running.push_back(tokio::spawn(async move {
+            // The permit goes with the thread: it is the task's again only when the thread ends.
+            let permit = tokio::select! {
+                permit = threads.acquire_owned() => permit.expect("the semaphore is never closed"),
+                _ = cancel.cancelled() => return Err(TaskError::Cancelled),
+            };
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 transform_chunk(&program, &bindings, inputs, &|| cancel.is_cancelled())
-            }));
+            })
+            .await
+            .map_err(|error| TaskError::with("the transform thread failed", error))?
+        }));
     }
 
     /// Waits for the oldest chunk: its outputs join the pending records (delivered by the

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,7 +22,7 @@ use super::permit::Permit;
 use super::schedule::{restart_delay, Schedule, RESTART_BACKOFF};
 use super::sink::Destination;
 use super::state::{StateError, StateStore};
-use super::task::{Task, TaskContext, TaskError};
+use super::task::{transform_threads, Task, TaskContext, TaskError};
 use super::TaskSpec;
 use crate::coordination::RunGuard;
 use crate::session::Session;
@@ -88,6 +88,8 @@ pub(crate) struct Supervisor {
     pub(crate) task: Arc<dyn Task>,
     pub(crate) destination: Option<Destination>,
     transform: Option<Program>,
+    /// Shared by the task's runs: see [`transform_threads`].
+    transform_threads: Arc<Semaphore>,
     on_error: OnError,
     timeout: Option<Duration>,
     sessions: watch::Receiver<Session>,
@@ -112,6 +114,7 @@ impl Supervisor {
             task: spec.task,
             destination: spec.destination,
             transform: spec.transform,
+            transform_threads: transform_threads(),
             on_error: spec.on_error,
             timeout: spec.timeout,
             state: host.state,
@@ -189,6 +192,7 @@ impl Supervisor {
             span: span.clone(),
             destination: self.destination.clone(),
             transform: self.transform.clone(),
+            transform_threads: self.transform_threads.clone(),
             rejects: rejects.clone(),
             started: SystemTime::now(),
             validity: guard.validity(),

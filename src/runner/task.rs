@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::on_error::{OnError, Rejects};
@@ -88,6 +89,8 @@ pub struct TaskContext {
     pub(crate) span: tracing::Span,
     pub(crate) destination: Option<Destination>,
     pub(crate) transform: Option<Program>,
+    /// The task's transform threads (see [`transform_threads`]), shared by all its runs.
+    pub(crate) transform_threads: Arc<Semaphore>,
     pub(crate) rejects: Arc<Rejects>,
     pub(crate) started: SystemTime,
     /// With coordination, whether the run's lease is valid right now.
@@ -110,6 +113,7 @@ impl TaskContext {
             span: tracing::info_span!("task", task = name),
             destination: None,
             transform: None,
+            transform_threads: transform_threads(),
             rejects: Arc::new(Rejects::new(name.into(), OnError::Fail)),
             started: SystemTime::now(),
             validity: Validity::default(),
@@ -210,4 +214,13 @@ impl TaskContext {
         metrics::counter!(catalogue::TASK_RECORDS_DELIVERED.name, "task" => self.name.to_string())
             .increment(count);
     }
+}
+
+/// The threads a task's transform may keep busy, across its runs: two per core. A run cut off
+/// by its `timeout` may leave a chunk computing (a jq program cannot be stopped inside one
+/// value); its thread keeps its permit, so the task's next runs wait for one instead of taking
+/// more of the blocking pool that file and buffer I/O share.
+pub(crate) fn transform_threads() -> Arc<Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(Semaphore::new(2 * cores))
 }
