@@ -125,11 +125,6 @@ impl Changes {
         }
         changes
     }
-
-    /// Whether the reload changes nothing at all.
-    pub fn is_empty(&self) -> bool {
-        self == &Changes::default()
-    }
 }
 
 /// CDF's `base-url` and `cluster`, as written.
@@ -191,7 +186,7 @@ mod tests {
         assert_eq!(changes.changed, ["c"]);
         assert!(!changes.session && changes.fixed.is_empty());
         assert_eq!(changes.to_string(), "added [d]; removed [b]; restarted [c]");
-        assert!(Changes::between(&old, &old).is_empty());
+        assert_eq!(Changes::between(&old, &old), Changes::default());
     }
 
     #[test]

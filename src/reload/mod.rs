@@ -19,8 +19,8 @@ pub use remote::{Remote, Revision};
 pub use trigger::{Cause, Triggers};
 
 use crate::auth::Credentials;
-use crate::config::{self, Changes, Config};
-use crate::runner::{Plan, Reload, ReloadError};
+use crate::config::{self, Config};
+use crate::runner::{Applied, Plan, Reload, ReloadError};
 use crate::session::Session;
 use crate::telemetry::catalogue;
 use crate::telemetry::logging::error_chain;
@@ -138,6 +138,9 @@ pub async fn run(
             },
             Err(error) => Err(error.into()),
         };
+        if let (Some(remote), Ok(applied)) = (&mut remote, &outcome) {
+            remote.session = applied.session.clone();
+        }
         // Only a new revision is judged: a SIGHUP or file change re-applies the one in force,
         // and a problem of the local file alone is not the revision's fault (it is tried again
         // at the next refresh).
@@ -180,16 +183,16 @@ async fn hand_over(
     runner: &mpsc::Sender<Reload>,
     config: Config,
     plan: Plan,
-) -> Option<Result<Changes, Rejected>> {
+) -> Option<Result<Applied, Rejected>> {
     let (done, answer) = oneshot::channel();
     runner.send(Reload { config, plan, done }).await.ok()?;
     Some(answer.await.ok()?.map_err(Rejected::from))
 }
 
 /// Logs and counts how a reload went.
-fn report(cause: Cause, outcome: Result<Changes, Rejected>) {
+fn report(cause: Cause, outcome: Result<Applied, Rejected>) {
     let result = match outcome {
-        Ok(changes) => {
+        Ok(Applied { changes, .. }) => {
             tracing::info!(cause = cause.as_str(), changes = %changes, "config reloaded");
             for setting in &changes.fixed {
                 tracing::warn!(setting, "this setting cannot change while running; it keeps its old value until a restart");

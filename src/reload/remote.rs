@@ -60,7 +60,9 @@ impl std::fmt::Debug for Revision {
 pub struct Remote {
     api: CdfApi,
     pipeline: String,
-    session: Session,
+    /// The runner's session: replaced by each applied reload, so that new credentials reach
+    /// the pipeline's config too.
+    pub session: Session,
     cache: PathBuf,
     /// How often to look for a new revision.
     pub refresh: Duration,

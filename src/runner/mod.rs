@@ -43,7 +43,7 @@ pub(crate) use crate::telemetry::logging::error_chain;
 pub use observer::{RunObserver, RunReport};
 pub use on_error::OnError;
 pub use output::{Mark, Output};
-pub use reload::{Reload, ReloadError};
+pub use reload::{Applied, Reload, ReloadError};
 pub use runner::{Error, Plan, Runner, RunnerBuilder, TaskSpec};
 pub use schedule::Schedule;
 pub use shutdown::Shutdown;

@@ -1,10 +1,12 @@
 //! [`Reload`]: a new config, already checked and built by the registry, handed to a running
 //! runner; [`Live`] applies it without touching the tasks it does not change.
 //!
-//! The order matters: everything that can fail (schedules, the new credentials' first token)
-//! is done before any task is stopped, so a rejected reload leaves everything as it was. Tasks
-//! that change are stopped as at shutdown (a run in progress is cancelled, what it delivered
-//! is saved), then started from the new config; the others keep running untouched.
+//! The order matters: what can fail early (schedules, the new credentials' first token) is done
+//! before any task is stopped, so a rejected reload leaves everything as it was. Tasks that
+//! change are stopped as at shutdown (a run in progress is cancelled, what it delivered is
+//! saved), then started from the new config; the others keep running untouched. One step can
+//! only come after the stop: opening a task's disk buffer, which the old task holds locked. If
+//! that fails, the error is logged and the task stays stopped until the next reload or restart.
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -25,7 +27,17 @@ pub struct Reload {
     /// What the registry built from it.
     pub plan: Plan,
     /// Told what changed, or why nothing did.
-    pub done: oneshot::Sender<Result<Changes, ReloadError>>,
+    pub done: oneshot::Sender<Result<Applied, ReloadError>>,
+}
+
+/// A reload that was applied.
+#[derive(Debug)]
+pub struct Applied {
+    /// What changed.
+    pub changes: Changes,
+    /// The session the runs use from now on (a new one when `auth:` or `session:` changed), for
+    /// whoever else sends requests with the runner's credentials.
+    pub session: Session,
 }
 
 /// Why a valid config could not be applied; nothing was changed.
@@ -91,7 +103,7 @@ impl Live {
             match Roster::prepare(spec, &self.started, host) {
                 Ok(prepared) => roster.add(prepared, schedule, false),
                 Err(error) => {
-                    tracing::error!(task = %name, error = %error_chain(&error), "cannot start the task with its new config");
+                    tracing::error!(task = %name, error = %error_chain(&error), "cannot start the task with its new config; it stays stopped until the next reload or restart");
                 }
             }
         }

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 use super::coordinated::Coordination;
 use super::observer::RunObserver;
 use super::on_error::OnError;
-use super::reload::{Live, Reload};
+use super::reload::{Applied, Live, Reload};
 use super::roster::{Prepared, Roster};
 use super::schedule::Schedule;
 use super::shutdown::Shutdown;
@@ -388,7 +388,13 @@ async fn run_tasks(
         tokio::select! {
             _ = shutdown.wait() => break,
             Some(reload) = next(&mut reloads) => {
-                let applied = live.apply(reload.config, reload.plan, &mut roster, host).await;
+                let applied = live
+                    .apply(reload.config, reload.plan, &mut roster, host)
+                    .await
+                    .map(|changes| Applied {
+                        changes,
+                        session: live.sessions.borrow().clone(),
+                    });
                 let _ = reload.done.send(applied);
             }
         }
