@@ -11,6 +11,10 @@
 //! Run with `cargo bench --bench buffer`. Rounds alternate (unbuffered, buffered, …) so that
 //! noise from other processes hits both alike; the median and the best round are reported.
 
+/// The allocator the `tapline` binary runs with (`src/main.rs`): the runner runs in this process.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "common/rounds.rs"]
 mod rounds;
 

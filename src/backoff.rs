@@ -1,11 +1,13 @@
 //! How long to wait before trying again: one [`Backoff`] for the session's retries, the token
-//! endpoint's retries and the restarts of continuous tasks.
+//! endpoint's retries, the restarts of continuous tasks, and the sql source's and the disk
+//! buffer's drain retries.
 //!
 //! Why one type: the three places want the same thing, a delay that doubles from `initial` up to
 //! `max`, and differ only in how much chance goes into each delay. So the difference is a
 //! parameter, [`Jitter`], and not three implementations of the same doubling:
 //!
-//! - the **session** uses [`Jitter::Full`]: when an API falls over, every client sees the failure
+//! - the **session** (and the sql source and the drain, for the same reason) uses
+//!   [`Jitter::Full`]: when an API falls over, every client sees the failure
 //!   at the same moment, and a plain exponential backoff retries them all in lockstep, so the
 //!   recovering API is hit by the same wave again and again. Drawing each delay uniformly from
 //!   `[0, ceiling]` spreads the wave out while the expected wait keeps growing;

@@ -79,8 +79,9 @@ pub enum StateError {
     },
 }
 
-/// The process's state file: load once at start, then [`StateHandle`]s read and write it in
-/// memory and [`StateStore::save_if_changed`] writes it out.
+/// The process's task state: the state file (loaded once at start, then [`StateHandle`]s read
+/// and write it in memory and [`StateStore::save_if_changed`] writes it out), or with
+/// coordination the shared state (each namespace loaded under its lease, written alone).
 #[derive(Clone, Debug)]
 pub struct StateStore {
     inner: Arc<Inner>,
@@ -335,8 +336,9 @@ impl StateHandle {
             .map_err(|source| self.value_error(key, source))
     }
 
-    /// Writes the whole store to disk now if anything changed: for a task that moves its cursor
-    /// several times in one run, so that a crash loses at most the step in progress.
+    /// Writes the task's state now if anything changed (the whole file, or its namespace in the
+    /// shared state): for a task that moves its cursor several times in one run, so that a crash
+    /// loses at most the step in progress.
     pub async fn save(&self) -> Result<(), StateError> {
         self.store.save_task(&self.task).await
     }

@@ -126,8 +126,9 @@ impl TaskContext {
         self
     }
 
-    /// This context with a transform and an `on-error` policy, for testing a source outside the
-    /// runner.
+    /// This context with a transform and an `on-error` policy: for testing a source outside the
+    /// runner, and for a disk buffer's drain, whose sink rejects records under the task's
+    /// `on-error`.
     pub fn with_transform(mut self, transform: Option<Program>, on_error: OnError) -> Self {
         self.transform = transform;
         self.rejects = Arc::new(Rejects::new(self.name.clone(), on_error));
