@@ -10,8 +10,6 @@ use serde_json::{Map, Value};
 use super::Command;
 use crate::auth::{AccessToken, Credentials, Provider};
 use crate::config::{self, ComponentConfig, Config, SessionConfig};
-use crate::coordination::kubernetes::KubernetesCoordinator;
-use crate::coordination::postgres::PostgresCoordinator;
 use crate::{Error, Registry};
 
 pub(super) fn run(command: Command, registry: &Registry) -> Result<(), Error> {
@@ -126,18 +124,13 @@ fn validate(registry: &Registry, config: Option<PathBuf>, check_auth: bool) -> R
 /// Connects to the coordination backend (`coordination:`), changing nothing.
 fn check_coordination(config: &Config) -> Result<(), Error> {
     let lease = config.coordination.lease_duration.get();
-    if let Some(target) = config.coordination.kubernetes() {
-        let coordinator = KubernetesCoordinator::new(target, "validate".into(), lease);
-        return print_line(&block_on(coordinator.check())?);
-    }
-    let Some(connection) = config.coordination.postgres(&config.state) else {
-        return Ok(());
-    };
     let line = block_on(async move {
-        let coordinator = PostgresCoordinator::new(connection, "validate".into(), lease)?;
-        coordinator.check().await
+        match crate::coordination::backend(config, "validate".into(), lease)? {
+            Some((coordinator, _)) => coordinator.check().await.map(Some),
+            None => Ok(None),
+        }
     })?;
-    print_line(&line)
+    line.map_or(Ok(()), |line| print_line(&line))
 }
 
 /// Asks CDF about the token: the project and groups it reaches.

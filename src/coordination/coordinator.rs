@@ -78,6 +78,10 @@ pub trait Coordinator: Send + Sync + fmt::Debug {
 
     /// Leaves: membership ends and every lease is released (at shutdown).
     async fn leave(&self) -> Result<(), Error>;
+
+    /// Reaches the backend changing nothing (what `tapline validate --check-auth` asks); a line
+    /// to show.
+    async fn check(&self) -> Result<String, Error>;
 }
 
 /// Task state kept by the coordination backend, each write checked against the task's lease.

@@ -32,10 +32,38 @@ pub mod kubernetes;
 mod leases;
 pub mod postgres;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+
 pub use coordinator::{Coordinator, Error, Lease, SharedState};
 pub use fenced::FencedState;
 pub use keeper::{LeaseKeeper, Timing};
 pub use leases::{Leases, RunGuard, Validity};
+
+/// A coordination backend and the shared state it fences.
+pub type Backend = (Arc<dyn Coordinator>, Arc<dyn SharedState>);
+
+/// The backend `config.coordination` names, for `replica` with leases of `lease`; `None`
+/// without coordination. Connects to nothing yet.
+pub fn backend(
+    config: &Config,
+    replica: String,
+    lease: Duration,
+) -> Result<Option<Backend>, Error> {
+    if let Some(target) = config.coordination.kubernetes() {
+        let backend = kubernetes::KubernetesCoordinator::new(target, replica, lease);
+        let state = Arc::new(backend.state());
+        return Ok(Some((Arc::new(backend), state)));
+    }
+    let Some(connection) = config.coordination.postgres(&config.state) else {
+        return Ok(None);
+    };
+    let backend = postgres::PostgresCoordinator::new(connection, replica, lease)?;
+    let state = Arc::new(backend.state());
+    Ok(Some((Arc::new(backend), state)))
+}
 
 /// This replica's default name: the host name and the process id, unique among replicas on
 /// one host and across hosts.

@@ -4,8 +4,6 @@
 //! Why apart from `runner.rs`: the runner only asks "which state store, which permit" at start
 //! and "leave" at the end; everything about replicas stays here.
 
-use std::sync::Arc;
-
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -14,11 +12,7 @@ use super::runner::Error;
 use super::shutdown::Shutdown;
 use super::state::StateStore;
 use crate::config::{Config, CoordinationType, Problem};
-use crate::coordination::kubernetes::KubernetesCoordinator;
-use crate::coordination::postgres::PostgresCoordinator;
-use crate::coordination::{
-    self, Coordinator, FencedState, LeaseKeeper, Leases, SharedState, Timing,
-};
+use crate::coordination::{self, FencedState, LeaseKeeper, Leases, Timing};
 use crate::telemetry::Readiness;
 
 /// The state store and permit of a runner, and the keeper when replicas share the tasks.
@@ -62,7 +56,9 @@ impl Coordination {
         let timing = Timing {
             lease: config.coordination.lease_duration.get(),
         };
-        let (backend, shared) = backend(config, replica.clone(), timing)?;
+        let (backend, shared) = coordination::backend(config, replica.clone(), timing.lease)
+            .map_err(Error::Coordination)?
+            .expect("checked: type postgres has a url");
         let leases = Leases::new(shutdown.token());
         let state = StateStore::shared(FencedState::new(shared, leases.clone()));
         readiness.set_coordination_ok(false);
@@ -84,24 +80,4 @@ impl Coordination {
             let _ = handle.await;
         }
     }
-}
-
-/// A coordination backend and the shared state it fences.
-type Backend = (Arc<dyn Coordinator>, Arc<dyn SharedState>);
-
-/// The configured backend and its shared state.
-fn backend(config: &Config, replica: String, timing: Timing) -> Result<Backend, Error> {
-    if let Some(target) = config.coordination.kubernetes() {
-        let backend = KubernetesCoordinator::new(target, replica, timing.lease);
-        let state = Arc::new(backend.state());
-        return Ok((Arc::new(backend), state));
-    }
-    let connection = config
-        .coordination
-        .postgres(&config.state)
-        .expect("checked: type postgres has a url");
-    let backend =
-        PostgresCoordinator::new(connection, replica, timing.lease).map_err(Error::Coordination)?;
-    let state = Arc::new(backend.state());
-    Ok((Arc::new(backend), state))
 }

@@ -61,8 +61,8 @@ mod send;
 /// `tapline/<version>`, the user agent of every request (defined by the transport).
 pub use crate::transport::USER_AGENT;
 pub use body::read_body;
-pub use error::Error;
 pub(crate) use error::excerpt;
+pub use error::Error;
 pub(crate) use origin::OriginOf;
 pub use origin::{parse_origin, InvalidOrigin};
 pub use request::RequestBuilder;

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease as KubeLease;
 use kube::api::{Api, ListParams, ObjectList, PostParams};
-use futures::StreamExt;
 use rand::seq::SliceRandom;
 
 use super::coordinator::{Coordinator, Error, Lease};
@@ -75,17 +75,6 @@ impl KubernetesCoordinator {
     /// The ConfigMaps of the task state, claimed at each lease taken.
     pub fn state(&self) -> KubernetesState {
         self.state.clone()
-    }
-
-    /// Lists the prefix's Leases, changing nothing: what `tapline validate --check-auth` asks
-    /// (it needs the client config, the token and the `list` permission); returns a line to show.
-    pub async fn check(&self) -> Result<String, Error> {
-        let listed = self.list().await?;
-        Ok(format!(
-            "coordination OK: {} ({} Leases)",
-            self.connection.shown(),
-            listed.items.len()
-        ))
     }
 
     /// The prefix's Leases (task and member), in one request.
@@ -235,6 +224,17 @@ impl KubernetesCoordinator {
 
 #[async_trait::async_trait]
 impl Coordinator for KubernetesCoordinator {
+    /// Lists the prefix's Leases, changing nothing: what `tapline validate --check-auth` asks
+    /// (it needs the client config, the token and the `list` permission); returns a line to show.
+    async fn check(&self) -> Result<String, Error> {
+        let listed = self.list().await?;
+        Ok(format!(
+            "coordination OK: {} ({} Leases)",
+            self.connection.shown(),
+            listed.items.len()
+        ))
+    }
+
     /// Nothing to create ahead: a task's Lease is created by the first replica that takes it.
     async fn join(&self, tasks: &[String]) -> Result<(), Error> {
         let prefix = self.connection.prefix().to_string();

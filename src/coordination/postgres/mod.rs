@@ -66,19 +66,6 @@ impl PostgresCoordinator {
         PostgresState::new(self.pool.clone(), self.replica.clone(), self.shown())
     }
 
-    /// Connects and reads the schema version, changing nothing: what `tapline validate
-    /// --check-auth` asks; returns a line to show.
-    pub async fn check(&self) -> Result<String, Error> {
-        let version = schema::version(&self.pool)
-            .await
-            .map_err(|e| self.failure(e))?;
-        let schema = match version {
-            Some(version) => format!("schema version {version}"),
-            None => "no schema yet; tapline run creates it".to_string(),
-        };
-        Ok(format!("coordination OK: {} ({schema})", self.shown()))
-    }
-
     fn shown(&self) -> String {
         redact::url(&self.connection.url)
     }
@@ -152,6 +139,19 @@ fn names(tasks: &[impl AsRef<str>]) -> Vec<String> {
 
 #[async_trait::async_trait]
 impl Coordinator for PostgresCoordinator {
+    /// Connects and reads the schema version, changing nothing: what `tapline validate
+    /// --check-auth` asks; returns a line to show.
+    async fn check(&self) -> Result<String, Error> {
+        let version = schema::version(&self.pool)
+            .await
+            .map_err(|e| self.failure(e))?;
+        let schema = match version {
+            Some(version) => format!("schema version {version}"),
+            None => "no schema yet; tapline run creates it".to_string(),
+        };
+        Ok(format!("coordination OK: {} ({schema})", self.shown()))
+    }
+
     async fn join(&self, tasks: &[String]) -> Result<(), Error> {
         self.refresh_password()?;
         self.migrate().await?;
