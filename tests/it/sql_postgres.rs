@@ -107,6 +107,64 @@ fn a_postgres_syntax_error_is_its_message_with_the_task_name_and_position() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_saves_the_cursor_as_pages_are_delivered() {
+    scenarios::the_cursor_is_saved_as_pages_are_delivered(&target(postgres::shared(), "saves"))
+        .await;
+}
+
+/// A value that cannot be read (a two-dimensional array: tapline reads one-dimensional ones)
+/// fails the run naming its column. The rows before it are delivered, none after it, and the
+/// cursor stays where the last whole page left it (nowhere: the page is not whole).
+#[test]
+fn an_unreadable_value_fails_the_run_after_the_rows_before_it() {
+    let target = target(postgres::shared(), "unreadable");
+    (target.exec)(
+        "CREATE TABLE grid (id bigint PRIMARY KEY, tags int4[]);
+         INSERT INTO grid SELECT g, ARRAY[g::int4] FROM generate_series(1, 1000) g;
+         UPDATE grid SET tags = '{{1,2},{3,4}}' WHERE id = 700;",
+    );
+    let config = target.config(
+        "SELECT id, tags FROM grid WHERE id > {cursor.id} ORDER BY id LIMIT {limit}",
+        "cursor: [id], initial-cursor: {id: 0}, page-size: 1000",
+        "type: stdout, batch-size: 100",
+    );
+    let out = scenarios::run_once(&config);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let failed = out
+        .stderr
+        .lines()
+        .find(|line| line.contains("run failed"))
+        .unwrap_or_else(|| panic!("no failed run logged:\n{}", out.stderr));
+    assert!(failed.contains("orders"), "{failed}");
+    assert!(
+        failed.contains("column \"tags\" (INT4[]) could not be read"),
+        "{failed}"
+    );
+    let ids: Vec<u64> = out
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.len() < 700,
+        "{} rows delivered",
+        ids.len()
+    );
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    let saved = std::fs::read(target.path("state.json")).map(|bytes| {
+        serde_json::from_slice::<Value>(&bytes).unwrap()["tasks"]["orders"]["cursor"].clone()
+    });
+    assert!(
+        saved.is_err() || saved.as_ref().unwrap().is_null(),
+        "{saved:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_postgres_loses_nothing() {
     let server: &'static Postgres = Box::leak(Box::new(Postgres::start()));
     let target = target(server, "restart");

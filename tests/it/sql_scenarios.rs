@@ -278,6 +278,48 @@ pub async fn a_restarted_database_loses_nothing(
     );
 }
 
+/// The cursor reaches the state file while the run goes on, at most one page behind the rows
+/// delivered; and a save that fails stops the run within a page, not at its end.
+pub async fn the_cursor_is_saved_as_pages_are_delivered(target: &Target) {
+    (target.exec)(target.dialect.events_table());
+    (target.exec)(&target.dialect.insert_events(1, 1_500));
+    let sink = Collect::default();
+    let state = target.path("state.json");
+    let seen = Arc::new(Mutex::new(None));
+    let (path, saw) = (state.clone(), seen.clone());
+    // Batch 12 is page 12 (ids 1101..=1200): page 10 is saved by now, page 11 may be on its way.
+    sink.at_batch(12, move || *saw.lock().unwrap() = Some(saved_id(&path)));
+    let config = with_sink(&target.keyset_config(100, ""));
+    run_in_process(&config, &sink).await.expect("the run");
+    assert_eq!(sink.take(), (1..=1_500).collect::<Vec<_>>());
+    let saved = seen.lock().unwrap().take().expect("batch 12 came");
+    assert!(
+        matches!(saved, Some(1_000 | 1_100)),
+        "while page 12 was delivered the state file's cursor was at id {saved:?}"
+    );
+
+    (target.exec)(&target.dialect.insert_events(1_501, 3_000));
+    // A directory in the state file's place: every save from page 5 on fails.
+    sink.at_batch(5, move || {
+        std::fs::remove_file(&state).unwrap();
+        std::fs::create_dir_all(state.join("in-the-way")).unwrap();
+    });
+    let failed = run_in_process(&config, &sink).await;
+    assert!(failed.is_err(), "the run failed");
+    let delivered = sink.take().len();
+    assert!(
+        (500..=700).contains(&delivered),
+        "{delivered} rows were delivered, though the state could not be saved after 500"
+    );
+}
+
+/// The id of the cursor in the state file on disk, if one was saved.
+fn saved_id(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let state: Value = serde_json::from_slice(&bytes).unwrap();
+    state["tasks"]["orders"]["cursor"]["id"].as_u64()
+}
+
 /// Replaces the stdout sink of `config` with `sink`.
 fn with_sink(config: &Path) -> PathBuf {
     let text = std::fs::read_to_string(config).unwrap();

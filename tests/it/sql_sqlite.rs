@@ -85,6 +85,11 @@ fn sqlite_keyset_pages_deliver_every_row_once_and_resume() {
     assert_eq!(target.state()["cursor"]["updated_at"], json!(last.trim()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_saves_the_cursor_as_pages_are_delivered() {
+    scenarios::the_cursor_is_saved_as_pages_are_delivered(&target()).await;
+}
+
 #[test]
 fn a_sqlite_syntax_error_is_its_message_with_the_task_name() {
     scenarios::a_syntax_error_is_the_database_message_with_the_task_name(

@@ -15,7 +15,7 @@ use sqlx::{
 
 use super::error::Error;
 use super::fetch::{bind_error, forward, Bind, Query, Read, Sender, Sent};
-use super::value::{self, from_bytes, from_date, from_decimal, from_float, from_time};
+use super::value::{self, from_bytes, from_date, from_decimal, from_float, from_time, push_digits};
 
 /// The database's name in messages.
 pub const NAME: &str = "PostgreSQL";
@@ -190,14 +190,15 @@ fn numeric_text(bytes: &[u8]) -> Option<String> {
         0xF000 => return Some("-Infinity".into()),
         _ => {}
     }
-    let digits: Vec<u16> = (0..usize::from(count))
-        .map(|i| word(8 + 2 * i))
-        .collect::<Option<_>>()?;
+    if bytes.len() < 8 + 2 * usize::from(count) {
+        return None;
+    }
     // The base-10000 digit worth 10000^exponent.
     let group = |exponent: i32| -> u16 {
         usize::try_from(i32::from(weight) - exponent)
             .ok()
-            .and_then(|i| digits.get(i).copied())
+            .filter(|i| *i < usize::from(count))
+            .and_then(|i| word(8 + 2 * i))
             .unwrap_or(0)
     };
     let mut text = String::with_capacity(4 * (usize::from(count) + 2) + usize::from(scale));
@@ -207,9 +208,10 @@ fn numeric_text(bytes: &[u8]) -> Option<String> {
     if weight < 0 {
         text.push('0');
     } else {
-        text.push_str(&group(i32::from(weight)).to_string());
+        let first = u32::from(group(i32::from(weight)));
+        push_digits(&mut text, first, first.checked_ilog10().unwrap_or(0) + 1);
         for exponent in (0..i32::from(weight)).rev() {
-            text.push_str(&format!("{:04}", group(exponent)));
+            push_digits(&mut text, group(exponent).into(), 4);
         }
     }
     if scale > 0 {
@@ -217,7 +219,7 @@ fn numeric_text(bytes: &[u8]) -> Option<String> {
         let start = text.len();
         let mut exponent = -1;
         while text.len() - start < usize::from(scale) {
-            text.push_str(&format!("{:04}", group(exponent)));
+            push_digits(&mut text, group(exponent).into(), 4);
             exponent -= 1;
         }
         text.truncate(start + usize::from(scale));

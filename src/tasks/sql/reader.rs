@@ -1,12 +1,15 @@
 //! The reader: a task of its own that runs the query page after page, each page from the
-//! cursor of the last row it read, and hands the records over through a bounded channel.
+//! cursor of the last row it read, and hands the rows over in chunks through a bounded channel,
+//! each chunk converted to records on a task of its own (`fetch::forward`).
 //!
 //! Why a separate task that pages ahead: the database's work and the row conversion overlap with
 //! the sink writing and the state being saved, instead of waiting for each other page by page.
 //! The channel is bounded, so the reader is at most about a page ahead (the larger of 8 chunks
-//! and a page's worth) and memory stays at about two pages whatever the table's size; the run still saves a page's cursor only after it delivered the
-//! page ([`Message::PageEnd`]). Dropping the [`Reader`] aborts the reader task at once, so a
-//! run that stops (cancelled, a sink error) leaves no query running behind it.
+//! and a page's worth) and memory stays at about two pages whatever the table's size; the run
+//! still saves a page's cursor only after it delivered the page ([`Message::PageEnd`]).
+//! Dropping the [`Reader`] aborts the reader task at once, so a run that stops (cancelled, a
+//! sink error) leaves no query running behind it; chunks already received finish converting
+//! and are dropped.
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -34,10 +34,7 @@ fn rfc3339(at: &NaiveDateTime, offset: &str) -> String {
     let mut text = String::with_capacity(32);
     let mut digits = |value: u32, width: u32, before: Option<char>| {
         text.extend(before);
-        for place in (0..width).rev() {
-            let digit = value / 10u32.pow(place) % 10;
-            text.push(char::from(b'0' + digit as u8));
-        }
+        push_digits(&mut text, value, width);
     };
     digits(at.year() as u32, 4, None);
     digits(at.month(), 2, Some('-'));
@@ -54,6 +51,15 @@ fn rfc3339(at: &NaiveDateTime, offset: &str) -> String {
     }
     text.push_str(offset);
     text
+}
+
+/// Appends the last `width` decimal digits of `value`, zero-padded: what `format!("{:0w$}")`
+/// writes, without its formatting machinery or a `String` of its own.
+pub fn push_digits(text: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10u32.pow(place) % 10;
+        text.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// A date, `YYYY-MM-DD`.
