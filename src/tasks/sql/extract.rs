@@ -53,11 +53,29 @@ pub(super) async fn run(sql: &Sql, ctx: &TaskContext) -> Result<(), TaskError> {
         rows: 0,
         saving: Saving::default(),
     };
+    let result = read_all(sql, ctx, &pool, &mut output, &mut progress).await;
+    // Whatever ended the run, its last save is waited for: two saves of one task never overlap,
+    // so an older cursor can never land after a newer one.
+    let saved = progress.saving.finish().await;
+    result?;
+    saved?;
+    tracing::info!(records = progress.rows, "query done");
+    Ok(())
+}
+
+/// Reads page after page until the last, retrying a lost connection from the last row handed on.
+async fn read_all(
+    sql: &Sql,
+    ctx: &TaskContext,
+    pool: &super::pool::Pool,
+    output: &mut Output,
+    progress: &mut Progress,
+) -> Result<(), TaskError> {
     let mut retry = Retry::new(sql.source.max_retries);
     loop {
         let plan = sql.plan(progress.cursor.clone());
-        match read(ctx, &pool, plan, &mut output, &mut progress, &mut retry).await? {
-            None => break,
+        match read(ctx, pool, plan, output, progress, &mut retry).await? {
+            None => return Ok(()),
             // A snapshot cannot resume in the middle: only retried while nothing was handed on.
             Some(error) if plan_resumes(sql) || progress.rows == 0 => {
                 retry.after(ctx, error).await?
@@ -65,9 +83,6 @@ pub(super) async fn run(sql: &Sql, ctx: &TaskContext) -> Result<(), TaskError> {
             Some(error) => return Err(failed(error)),
         }
     }
-    progress.saving.finish().await?;
-    tracing::info!(records = progress.rows, "query done");
-    Ok(())
 }
 
 fn plan_resumes(sql: &Sql) -> bool {
@@ -133,7 +148,8 @@ async fn read(
 /// Why not wait for it: a save is a file replaced and fsynced (or a transaction on the shared
 /// state), a fifth of a run's time when the run waits for each. It only writes cursors of pages
 /// already delivered, so the next page may go to the sink meanwhile; saves still happen one at a
-/// time and in order, and the run ends only after the last one, with its error if it failed.
+/// time and in order, and the run ends only after the last one (with its error if it failed),
+/// however it ends.
 #[derive(Default)]
 struct Saving(Option<JoinHandle<Result<(), StateError>>>);
 
