@@ -10,12 +10,15 @@
 //! ([`Output::mark`], [`Output::stage`], [`Output::flush_to`]), so the program works on the next
 //! step while the sink writes the previous one.
 //!
-//! Records held in memory: without a transform, at most one batch (and a step being staged); with
+//! Records held in memory: without a transform, at most one batch (and a step being staged, and
+//! up to three delivered batches of all tasks waiting to be freed, see `free_later`); with
 //! one, besides that, up to two chunks per core in flight, a chunk being the batch size split
 //! across the cores, between 256 and 8,192 records, with what the program made of them (it may
 //! emit several records for one). Staging does not wait for chunks: a staged step is held whole.
 
 use std::collections::VecDeque;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -217,7 +220,8 @@ impl Output {
     async fn deliver_first(&mut self, mut count: usize) -> Result<(), TaskError> {
         while count > 0 {
             let size = count.min(self.destination.batch_size);
-            // Delivered from where they are, then drained: `pending` keeps its allocation.
+            // Delivered from where they are, then moved out to be freed: `pending` keeps its
+            // allocation.
             let delivered = deliver(&self.ctx, &self.destination, &self.pending[..size]).await;
             free_later(self.pending.drain(..size).collect());
             delivered?;
@@ -282,11 +286,23 @@ impl Output {
     }
 }
 
-/// Frees delivered records on a blocking thread. Why: freeing a batch of records (every string
-/// and map in them) takes about as long as writing them out as JSON, and the next batch need not
-/// wait for it.
+/// Frees delivered records on a thread of their own, or here when that thread is still busy
+/// with two batches. Why: freeing a batch of records (every string and map in them) takes about
+/// as long as writing it out as JSON, and the next batch need not wait for it; never more than
+/// three batches, of all tasks together, wait to be freed.
 fn free_later(records: Vec<Value>) {
-    tokio::task::spawn_blocking(move || drop(records));
+    static FREER: OnceLock<Option<SyncSender<Vec<Value>>>> = OnceLock::new();
+    let freer = FREER.get_or_init(|| {
+        let (sender, batches) = mpsc::sync_channel::<Vec<Value>>(2);
+        let thread = std::thread::Builder::new().name("tapline-free".into());
+        // Without the thread (it could not start), batches are freed where they were delivered.
+        let started = thread.spawn(move || batches.into_iter().for_each(drop));
+        started.ok().map(|_| sender)
+    });
+    if let Some(freer) = freer {
+        // Full or gone: freed here, on return.
+        let _ = freer.try_send(records);
+    }
 }
 
 /// Hands `batch` to the sink and counts it.

@@ -104,6 +104,9 @@ struct Shared {
     backend: FencedState,
     /// Tasks changed since their last write.
     dirty: Mutex<std::collections::HashSet<String>>,
+    /// Held by each task's write, so that one task's writes follow one another (see
+    /// [`StateStore::store_shared`]).
+    writing: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The lease generation under which each task's namespace was loaded.
     loaded: Mutex<std::collections::HashMap<String, i64>>,
 }
@@ -148,6 +151,7 @@ impl StateStore {
                 shared: shared.map(|backend| Shared {
                     backend,
                     dirty: Mutex::default(),
+                    writing: Mutex::default(),
                     loaded: Mutex::default(),
                 }),
             }),
@@ -236,7 +240,16 @@ impl StateStore {
         self.store_shared(shared, task).await
     }
 
+    /// Writes `task`'s namespace if it changed. One write per task at a time: two overlapping
+    /// writes (a run's save still going when the runner saves after it) could otherwise commit
+    /// in the wrong order, an older namespace last; one after another, the later always sends
+    /// what the store holds by then.
     async fn store_shared(&self, shared: &Shared, task: &str) -> Result<(), StateError> {
+        let writing = lock(&shared.writing)
+            .entry(task.to_string())
+            .or_default()
+            .clone();
+        let _writing = writing.lock().await;
         if !lock(&shared.dirty).remove(task) {
             return Ok(());
         }
@@ -429,5 +442,63 @@ mod tests {
         assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
         assert!(error.to_string().contains("never replaces"));
         assert_eq!(fs::read(&path).unwrap(), b"{\"version\": 1, \"tasks\": {");
+    }
+
+    /// A shared-state backend whose first write takes 200 ms and the others none; it keeps the
+    /// namespace that was written last. (Stands in for PostgreSQL, whose commit order cannot be
+    /// steered from a test.)
+    #[derive(Debug, Default)]
+    struct SlowFirstWrite {
+        writes: std::sync::atomic::AtomicUsize,
+        last: Mutex<Option<Value>>,
+    }
+
+    #[async_trait::async_trait]
+    impl coordination::SharedState for SlowFirstWrite {
+        async fn load(&self, _: &str) -> Result<Option<Value>, coordination::Error> {
+            Ok(None)
+        }
+
+        async fn store(
+            &self,
+            _: &coordination::Lease,
+            namespace: &Value,
+        ) -> Result<(), coordination::Error> {
+            if self.writes.fetch_add(1, Ordering::SeqCst) == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            *self.last.lock().unwrap() = Some(namespace.clone());
+            Ok(())
+        }
+    }
+
+    /// A save that starts while an older one of the same task is still being written waits for
+    /// it, so the newer namespace is the one written last.
+    #[tokio::test(start_paused = true)]
+    async fn one_tasks_shared_writes_follow_one_another() {
+        let backend = Arc::new(SlowFirstWrite::default());
+        let leases = coordination::Leases::new(tokio_util::sync::CancellationToken::new());
+        let lease = coordination::Lease {
+            task: "a".into(),
+            generation: 1,
+        };
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        leases.granted(&[lease], until);
+        let store = StateStore::shared(coordination::FencedState::new(backend.clone(), leases));
+        let handle = store.handle("a");
+        handle.set("cursor", &1).unwrap();
+        let older = tokio::spawn({
+            let handle = handle.clone();
+            async move { handle.save().await }
+        });
+        // The older save takes its namespace and is in the backend's slow write.
+        tokio::task::yield_now().await;
+        handle.set("cursor", &2).unwrap();
+        handle.save().await.unwrap();
+        older.await.unwrap().unwrap();
+        assert_eq!(
+            *backend.last.lock().unwrap(),
+            Some(serde_json::json!({"cursor": 2}))
+        );
     }
 }

@@ -112,6 +112,12 @@ fn a_mariadb_syntax_error_is_its_message_with_the_task_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_saves_the_cursor_as_pages_are_delivered() {
+    scenarios::the_cursor_is_saved_as_pages_are_delivered(&target(mariadb::shared(), "saves"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_mariadb_loses_nothing() {
     let server: &'static MariaDb = Box::leak(Box::new(MariaDb::start()));
     let target = target(server, "restart");

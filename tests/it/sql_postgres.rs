@@ -113,8 +113,9 @@ async fn postgres_saves_the_cursor_as_pages_are_delivered() {
 }
 
 /// A value that cannot be read (a two-dimensional array: tapline reads one-dimensional ones)
-/// fails the run naming its column. The rows before it are delivered, none after it, and the
-/// cursor stays where the last whole page left it (nowhere: the page is not whole).
+/// fails the run naming its column. Only rows before it are delivered (the whole batches among
+/// them), none at or after it, and the cursor stays where the last whole page left it (nowhere:
+/// the page is not whole).
 #[test]
 fn an_unreadable_value_fails_the_run_after_the_rows_before_it() {
     let target = target(postgres::shared(), "unreadable");

@@ -301,8 +301,10 @@ pub async fn the_cursor_is_saved_as_pages_are_delivered(target: &Target) {
     (target.exec)(&target.dialect.insert_events(1_501, 3_000));
     // A directory in the state file's place: every save from page 5 on fails.
     sink.at_batch(5, move || {
-        std::fs::remove_file(&state).unwrap();
-        std::fs::create_dir_all(state.join("in-the-way")).unwrap();
+        // Again if the save in flight put a file back in between.
+        while std::fs::create_dir_all(state.join("in-the-way")).is_err() {
+            let _ = std::fs::remove_file(&state);
+        }
     });
     let failed = run_in_process(&config, &sink).await;
     assert!(failed.is_err(), "the run failed");

@@ -57,6 +57,9 @@ pub(super) async fn run(sql: &Sql, ctx: &TaskContext) -> Result<(), TaskError> {
     // Whatever ended the run, its last save is waited for: two saves of one task never overlap,
     // so an older cursor can never land after a newer one.
     let saved = progress.saving.finish().await;
+    if let (Err(_), Err(error)) = (&result, &saved) {
+        tracing::warn!(error = %crate::runner::error_chain(error), "saving the cursor failed too");
+    }
     result?;
     saved?;
     tracing::info!(records = progress.rows, "query done");
@@ -108,13 +111,13 @@ async fn read(
             _ = ctx.cancelled() => return Err(TaskError::Cancelled),
         };
         match message {
-            None => return Err(stopped()),
+            None => return Err(TaskError::msg("the database reader stopped unexpectedly")),
             Some(Err(error)) => return Ok(Some(error)),
             Some(Ok(Message::Rows(chunk))) => {
                 let records = match chunk.records.await {
                     Ok(Ok(records)) => records,
                     Ok(Err(error)) => return Ok(Some(error)),
-                    Err(_) => return Err(stopped()),
+                    Err(error) => return Err(TaskError::with("converting rows failed", error)),
                 };
                 let rows = records.len() as u64;
                 ctx.records_extracted(rows);
@@ -171,11 +174,6 @@ impl Saving {
             None => Ok(()),
         }
     }
-}
-
-/// The reader (or a chunk's conversion) ended without a message: it panicked.
-fn stopped() -> TaskError {
-    TaskError::msg("the database reader stopped unexpectedly")
 }
 
 /// The retries left within a run.

@@ -1,5 +1,6 @@
 //! One query's rows as JSON records, in chunks: what the databases share ([`Readers`] picks a
-//! reader per column once, [`forward`] converts and sends), and what a query is sent with
+//! reader per column once, [`forward`] sends chunks of rows converted on tasks of their own),
+//! and what a query is sent with
 //! ([`Query`], [`Bind`]). The paging around it is `reader.rs`.
 
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
 use sqlx::{Column as _, Row, TypeInfo as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::cursor::Cursor;
@@ -196,28 +197,40 @@ impl<R: Row> Readers<R> {
         rows.iter().map(|row| self.record(row)).collect()
     }
 
-    /// The cursor (of the columns `cursor`) of `row`, if there is a row and `cursor` columns.
+    /// The cursor (of the columns `cursor`) of `row`, if there is a row and `cursor` columns;
+    /// only those columns are read.
     fn cursor(&self, row: Option<&R>, cursor: &[String]) -> Result<Option<Cursor>, Error> {
-        match row {
-            Some(row) if !cursor.is_empty() => {
-                Cursor::of(&self.record(row)?, &self.columns, cursor).map(Some)
+        let Some(row) = row.filter(|_| !cursor.is_empty()) else {
+            return Ok(None);
+        };
+        let mut values = Map::new();
+        for (index, column) in self.columns.iter().enumerate() {
+            if cursor.contains(&column.name) {
+                values.insert(column.name.clone(), self.read(row, index)?);
             }
-            _ => Ok(None),
         }
+        Cursor::of(&values, &self.columns, cursor).map(Some)
     }
 
     /// `row` as a record.
-    pub fn record(&self, row: &R) -> Result<Map<String, Value>, Error> {
+    fn record(&self, row: &R) -> Result<Map<String, Value>, Error> {
         let mut record = Map::new();
-        for (index, (column, read)) in self.columns.iter().zip(&self.reads).enumerate() {
-            let value = read(row, index).map_err(|source| Error::Decode {
+        for (index, column) in self.columns.iter().enumerate() {
+            record.insert(column.name.clone(), self.read(row, index)?);
+        }
+        Ok(record)
+    }
+
+    /// Column `index` of `row` as JSON.
+    fn read(&self, row: &R, index: usize) -> Result<Value, Error> {
+        self.reads[index](row, index).map_err(|source| {
+            let column = &self.columns[index];
+            Error::Decode {
                 column: column.name.clone(),
                 type_name: column.type_name.clone(),
                 source,
-            })?;
-            record.insert(column.name.clone(), value);
-        }
-        Ok(record)
+            }
+        })
     }
 }
 
@@ -227,7 +240,9 @@ impl<R: Row> Readers<R> {
 /// Why convert on other tasks: the next page's query waits for this page's last row, so this
 /// loop is the run's critical path. Left here, converting (two thirds of a run's CPU) would
 /// take turns with receiving; on their own tasks, chunks are converted on the other cores
-/// while this loop receives the next rows. The run awaits the chunks in order.
+/// while this loop receives the next rows. The run awaits the chunks in order. At most a chunk
+/// per core is converted at a time, so a large page does not queue hundreds of conversions
+/// ahead of the other tasks' work on the runtime's threads.
 pub async fn forward<R: Row>(
     rows: impl Stream<Item = Result<R, Error>>,
     reader: fn(&<R::Database as sqlx::Database>::Column) -> Option<Read<R>>,
@@ -238,6 +253,8 @@ pub async fn forward<R: Row>(
     let mut readers: Option<Arc<Readers<R>>> = None;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut sent = Sent::default();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let converting = Arc::new(Semaphore::new(cores));
     loop {
         let row = rows.next().await.transpose()?;
         let ended = row.is_none();
@@ -254,7 +271,12 @@ pub async fn forward<R: Row>(
             sent.rows += rows.len() as u64;
             sent.last = last.clone();
             let readers = readers.clone();
-            let records = tokio::spawn(async move { readers.records(&rows) });
+            let permit = converting.clone().acquire_owned().await;
+            let permit = permit.expect("the semaphore is never closed");
+            let records = tokio::spawn(async move {
+                let _permit = permit;
+                readers.records(&rows)
+            });
             if sender
                 .send(Ok(Message::Rows(Chunk { records, last })))
                 .await

@@ -190,7 +190,8 @@ fn numeric_text(bytes: &[u8]) -> Option<String> {
         0xF000 => return Some("-Infinity".into()),
         _ => {}
     }
-    if bytes.len() < 8 + 2 * usize::from(count) {
+    // Every digit there and below 10000, as PostgreSQL's own `numeric_recv` demands.
+    if !(0..usize::from(count)).all(|i| word(8 + 2 * i).is_some_and(|digit| digit < 10_000)) {
         return None;
     }
     // The base-10000 digit worth 10000^exponent.
@@ -253,6 +254,13 @@ mod tests {
             "0.00000005"
         );
         assert_eq!(numeric_text(&binary(1, 1, 0, 0, &[7])).unwrap(), "70000");
+        assert_eq!(
+            numeric_text(&binary(2, 1, 0, 0, &[1, 12])).unwrap(),
+            "10012"
+        );
+        assert_eq!(numeric_text(&binary(1, 0, 0, 2, &[0])).unwrap(), "0.00");
+        assert!(numeric_text(&binary(2, 1, 0, 0, &[1, 10_000])).is_none());
+        assert!(numeric_text(&binary(2, 1, 0, 0, &[1])).is_none());
         assert_eq!(numeric_text(&binary(0, 0, 0, 0, &[])).unwrap(), "0");
         assert_eq!(numeric_text(&binary(0, 0, 0xC000, 0, &[])).unwrap(), "NaN");
         assert!(numeric_text(&[0, 1]).is_none());

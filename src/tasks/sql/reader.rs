@@ -8,8 +8,8 @@
 //! and a page's worth) and memory stays at about two pages whatever the table's size; the run
 //! still saves a page's cursor only after it delivered the page ([`Message::PageEnd`]).
 //! Dropping the [`Reader`] aborts the reader task at once, so a run that stops (cancelled, a
-//! sink error) leaves no query running behind it; chunks already received finish converting
-//! and are dropped.
+//! sink error) leaves no query running behind it; chunks already sent finish converting and
+//! are dropped.
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
