@@ -10,10 +10,12 @@
 //! `benches/sql-requirements.txt` and installed into `target/sql-bench-venv`.
 //!
 //! Run with `cargo bench --bench sql`. Rounds alternate (copy, Python, tapline, …) so that
-//! noise hits all alike; the best round of each is reported.
+//! noise hits all alike; the median and the best round of each are reported.
 
 #[path = "../tests/it/harness/mod.rs"]
 mod harness;
+#[path = "common/rounds.rs"]
+mod rounds;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,7 +26,7 @@ use harness::postgres::{Postgres, PASSWORD, USER};
 const LARGE: u64 = 1_000_000;
 const SMALL: u64 = 200_000;
 const PAGE_SIZE: u32 = 5_000;
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 5;
 const HOUR: Duration = Duration::from_secs(3600);
 const COLUMNS: &str = "id, updated_at, name, value, amount, flag";
 
@@ -36,14 +38,15 @@ fn main() {
     }
     let python = python();
     let dir = tempfile::tempdir().unwrap();
-    let mut best = [Duration::MAX; 3];
+    // Rows per second of each side (copy, Python, tapline), round by round.
+    let mut rates: [Vec<f64>; 3] = Default::default();
     let mut rss = (0, 0);
     for round in 0..ROUNDS {
         let copy = copy_floor(&pg, &dir.path().join(format!("copy-{round}.txt")));
         let baseline = python_loop(&pg, &python, &dir.path().join(format!("py-{round}.jsonl")));
         let (took, peak) = tapline(&pg, LARGE, dir.path(), round);
-        for (slot, took) in best.iter_mut().zip([copy, baseline, took]) {
-            *slot = (*slot).min(took);
+        for (side, took) in rates.iter_mut().zip([copy, baseline, took]) {
+            side.push(LARGE as f64 / took.as_secs_f64());
         }
         rss.1 = rss.1.max(peak);
         for name in [format!("copy-{round}.txt"), format!("py-{round}.jsonl")] {
@@ -52,7 +55,7 @@ fn main() {
     }
     let (_, small_peak) = tapline(&pg, SMALL, dir.path(), ROUNDS);
     rss.0 = small_peak;
-    report(best, rss);
+    report(rates, rss);
     pg.stop();
 }
 
@@ -177,20 +180,23 @@ fn lines(path: &Path) -> u64 {
     }
 }
 
-fn report(best: [Duration; 3], (small_rss, large_rss): (u64, u64)) {
-    let rate = |took: Duration| LARGE as f64 / took.as_secs_f64();
-    let [copy, python, tapline] = best.map(rate);
-    println!("sql: {LARGE} rows x 6 columns, PostgreSQL 15 -> JSON lines, pages of {PAGE_SIZE}, best of {ROUNDS}");
-    println!("  psql \\copy (floor, no JSON) {copy:>12.0} rows/s");
-    println!("  python psycopg keyset loop   {python:>12.0} rows/s");
-    println!("  tapline sql -> jsonl         {tapline:>12.0} rows/s");
+fn report(mut rates: [Vec<f64>; 3], (small_rss, large_rss): (u64, u64)) {
+    println!("sql: {LARGE} rows x 6 columns, PostgreSQL 15 -> JSON lines, pages of {PAGE_SIZE}, {ROUNDS} rounds");
     println!(
-        "  tapline / python: {:.2}x (target >= 5x)",
-        tapline / python
+        "{:>6} {:>14} {:>14} {:>14} {:>16} {:>15}",
+        "", "\\copy rows/s", "python rows/s", "tapline rows/s", "tapline/python", "copy/tapline"
     );
-    println!("  copy / tapline:   {:.2}x (target <= 3x)", copy / tapline);
+    for (name, pick) in rounds::PICKS {
+        let [copy, python, tapline] = [0, 1, 2].map(|side| pick(&mut rates[side]));
+        println!(
+            "{name:>6} {copy:>14.0} {python:>14.0} {tapline:>14.0} {:>15.2}x {:>14.2}x",
+            tapline / python,
+            copy / tapline
+        );
+    }
+    println!("targets: tapline/python >= 5x, copy/tapline <= 3x");
     println!(
-        "  tapline peak RSS: {} KiB at {SMALL} rows, {} KiB at {LARGE} rows",
+        "tapline peak RSS: {} KiB at {SMALL} rows, {} KiB at {LARGE} rows",
         small_rss, large_rss
     );
 }

@@ -27,6 +27,7 @@ pub(crate) mod buffer;
 pub mod cli;
 pub mod config;
 pub mod coordination;
+mod cores;
 mod error;
 mod jsonl_file;
 pub mod postgres;

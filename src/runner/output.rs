@@ -87,7 +87,7 @@ impl Output {
             let cursor = ctx.state.get::<Value>("cursor").ok().flatten();
             let bindings =
                 Bindings::for_run(&ctx.name, ctx.started_ms(), cursor.unwrap_or_default());
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cores = crate::cores::cores();
             let chunk = destination.batch_size.div_ceil(cores);
             let chunk = chunk.clamp(*CHUNK_SIZES.start(), *CHUNK_SIZES.end());
             Transform {

@@ -222,6 +222,5 @@ impl TaskContext {
 /// value); its thread keeps its permit, so the task's next runs wait for one instead of taking
 /// more of the blocking pool that file and buffer I/O share.
 pub(crate) fn transform_threads() -> Arc<Semaphore> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Arc::new(Semaphore::new(2 * cores))
+    Arc::new(Semaphore::new(2 * crate::cores::cores()))
 }

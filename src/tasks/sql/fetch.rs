@@ -253,8 +253,7 @@ pub async fn forward<R: Row>(
     let mut readers: Option<Arc<Readers<R>>> = None;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut sent = Sent::default();
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    let converting = Arc::new(Semaphore::new(cores));
+    let converting = Arc::new(Semaphore::new(crate::cores::cores()));
     loop {
         let row = rows.next().await.transpose()?;
         let ended = row.is_none();
