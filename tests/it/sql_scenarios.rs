@@ -94,6 +94,18 @@ pub fn run_once(config: &Path) -> Run {
     run(tapline().args(["run", "--once", "-c"]).arg(config))
 }
 
+/// The log line of the task's failed run, in a run that exited 1; it names the task.
+pub fn failed_run(out: &Run) -> &str {
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let failed = out
+        .stderr
+        .lines()
+        .find(|line| line.contains("run failed"))
+        .unwrap_or_else(|| panic!("no failed run logged:\n{}", out.stderr));
+    assert!(failed.contains("orders"), "{failed}");
+    failed
+}
+
 /// The records a successful run printed.
 pub fn records(config: &Path) -> Vec<Value> {
     let out = run_once(config);
@@ -219,13 +231,7 @@ pub fn a_syntax_error_is_the_database_message_with_the_task_name(
 ) {
     let config = target.config("SELECT 1 AS one\n  FROMM nowhere", "", "type: stdout");
     let out = run_once(&config);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let failed = out
-        .stderr
-        .lines()
-        .find(|line| line.contains("run failed"))
-        .unwrap_or_else(|| panic!("no failed run logged:\n{}", out.stderr));
-    assert!(failed.contains("orders"), "{failed}");
+    let failed = failed_run(&out);
     assert!(failed.contains(message), "{failed}");
     if let Some(position) = position {
         assert!(failed.contains(position), "{failed}");
