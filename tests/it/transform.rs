@@ -440,21 +440,11 @@ fn a_run_past_its_timeout_is_cancelled_and_counts_as_failed() {
     let dir = Dir::new();
     dir.input(&[json!({"a": 1})]);
     // A program that never ends: it computes without yielding an output.
-    let keys = format!("{}    timeout: 1s\n", transform("last(repeat(1))"));
-    let config = dir.config("endless", &keys);
-    let started = Instant::now();
-    let out = dir.run_once(&config);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("run took longer than its timeout"),
-        "{}",
-        out.stderr
-    );
+    let took = run_past_its_timeout(&dir, "last(repeat(1))");
     // The timeout (1 s), the grace a run gets to stop at an await point (5 s), then abandoned.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "the run was not abandoned after the grace period: {:?}",
-        started.elapsed()
+        took < Duration::from_secs(10),
+        "the run was not abandoned after the grace period: {took:?}"
     );
     assert_eq!(
         dir.offset("endless"),
@@ -469,21 +459,27 @@ fn a_program_that_keeps_giving_outputs_stops_at_the_timeout_without_the_grace_pe
     let dir = Dir::new();
     dir.input(&[json!({"a": 1})]);
     // Endless, but with an output now and then: cancellation is checked between outputs.
-    let program = "repeat(1) | ((range(0; 100000) | empty), .)";
+    let took = run_past_its_timeout(&dir, "repeat(1) | ((range(0; 100000) | empty), .)");
+    assert!(
+        took < Duration::from_secs(5),
+        "the program was not cancelled, only abandoned after the grace period: {took:?}"
+    );
+    assert!(dir.lines("out.jsonl").is_empty());
+}
+
+/// Runs task `endless` once with `program` and a 1 s `timeout`; the run must fail as timed out.
+/// How long the process took.
+fn run_past_its_timeout(dir: &Dir, program: &str) -> Duration {
     let keys = format!("{}    timeout: 1s\n", transform(program));
     let config = dir.config("endless", &keys);
     let started = Instant::now();
     let out = dir.run_once(&config);
+    let took = started.elapsed();
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("run took longer than its timeout"),
         "{}",
         out.stderr
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the program was not cancelled, only abandoned after the grace period: {:?}",
-        started.elapsed()
-    );
-    assert!(dir.lines("out.jsonl").is_empty());
+    took
 }

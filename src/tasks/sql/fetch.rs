@@ -1,7 +1,6 @@
 //! One query's rows as JSON records, in chunks: what the databases share ([`Readers`] picks a
 //! reader per column once, [`forward`] sends chunks of rows converted on tasks of their own),
-//! and what a query is sent with
-//! ([`Query`], [`Bind`]). The paging around it is `reader.rs`.
+//! and what a query is sent with ([`Query`], [`Bind`]). The paging around it is `reader.rs`.
 
 use std::sync::Arc;
 
